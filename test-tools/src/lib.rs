@@ -1,0 +1,81 @@
+//! Helpers shared by the project's tests.
+//!
+//! Tests that drive real tools (`sgdisk`, `veritysetup`, `mkfs.ext4`, `losetup`, python-tuf) ask
+//! for them through [`require_tool`]. Outside CI a missing tool skips the test with a message on
+//! stderr; under `CI=true` it fails the test, because CI installs every tool the tests need and a
+//! missing one means the install step is broken.
+//!
+//! ```no_run
+//! let Some(sgdisk) = test_tools::require_tool("sgdisk") else { return };
+//! let out = test_tools::run(std::process::Command::new(sgdisk).arg("--version"));
+//! assert!(out.contains("GPT fdisk"));
+//! ```
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether the tests run under CI (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Finds `name` on `PATH` (and in the sbin directories, which a non-login shell may lack).
+///
+/// Returns `None` after printing why the test is skipped when the tool is missing outside CI;
+/// panics under CI.
+pub fn require_tool(name: &str) -> Option<PathBuf> {
+    if let Some(path) = find_tool(name) {
+        return Some(path);
+    }
+    skip_or_fail(&format!("required tool '{name}' is not installed"))
+}
+
+/// Skips (outside CI) or fails (under CI) a test that cannot run here, saying why.
+pub fn skip_or_fail<T>(why: &str) -> Option<T> {
+    if in_ci() {
+        panic!("{why}; CI must provide it (see .ci/run)");
+    }
+    eprintln!("SKIPPED: {why}; this test runs in CI");
+    None
+}
+
+/// Finds `name` on `PATH` or in the usual sbin directories.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs a command to completion and returns its stdout; panics with its stderr if it fails.
+pub fn run(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("failed to start {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_tool_that_exists_and_not_one_that_does_not() {
+        assert!(find_tool("sh").is_some());
+        assert!(find_tool("no-such-tool-here-at-all").is_none());
+    }
+}
