@@ -1,0 +1,161 @@
+//! `repo-tool refresh`, `validate`, `check-expirations`, `waves ...`
+
+use clap::Subcommand;
+use repo_tools::Result;
+use repo_tools::publish::load_manifest;
+use repo_tools::sign::sign_and_commit;
+use repo_tools::time::{now, parse_when};
+use repo_tools::validate;
+use semver::Version;
+use std::path::PathBuf;
+use tough::ExpirationEnforcement;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RefreshArgs {
+    #[command(flatten)]
+    repo: super::RepoArgs,
+    #[command(flatten)]
+    sign: super::SignArgs,
+}
+
+impl RefreshArgs {
+    pub(super) async fn run(self) -> Result<()> {
+        let now = now();
+        let dir = self.repo.dir();
+        let (editor, previous) = dir.editor(self.repo.trusted_root.as_deref()).await?;
+        let written = sign_and_commit(
+            &dir,
+            editor,
+            previous.as_ref(),
+            None,
+            &self.sign.keys,
+            self.sign.expiries(now)?,
+            now,
+        )
+        .await?;
+        println!("metadata version {}", written.metadata);
+        Ok(())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ValidateArgs {
+    /// The repository's base directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "metadata_url")]
+    repo: Option<PathBuf>,
+    /// The variant.
+    #[arg(long, required_unless_present = "metadata_url")]
+    variant: Option<String>,
+    /// The architecture.
+    #[arg(long, required_unless_present = "metadata_url")]
+    arch: Option<String>,
+    /// A metadata URL instead of a directory (file:// or http(s)://).
+    #[arg(long, requires_all = ["targets_url", "trusted_root"], conflicts_with = "repo")]
+    metadata_url: Option<url::Url>,
+    /// The targets URL that goes with --metadata-url.
+    #[arg(long)]
+    targets_url: Option<url::Url>,
+    /// The trusted root (default: the repository's own 1.root.json).
+    #[arg(long, value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
+}
+
+impl ValidateArgs {
+    pub(super) async fn run(self) -> Result<()> {
+        let report = match (
+            self.metadata_url,
+            self.targets_url,
+            self.trusted_root.as_deref(),
+        ) {
+            (Some(metadata), Some(targets), Some(root)) => {
+                validate::validate(root, metadata, targets).await?
+            }
+            _ => {
+                let dir = repo_tools::repo::RepoDir::new(
+                    self.repo.unwrap_or_default(),
+                    self.variant.as_deref().unwrap_or_default(),
+                    self.arch.as_deref().unwrap_or_default(),
+                );
+                validate::validate_dir(&dir, self.trusted_root.as_deref()).await?
+            }
+        };
+        println!(
+            "valid: {} targets ({} bytes) verified, {} updates in manifest.json",
+            report.targets, report.bytes, report.updates
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct CheckExpirationsArgs {
+    #[command(flatten)]
+    repo: super::RepoArgs,
+    /// Fail if a role expires within this window.
+    #[arg(long, default_value = "3 days")]
+    within: String,
+}
+
+impl CheckExpirationsArgs {
+    pub(super) async fn run(self) -> Result<()> {
+        let now = now();
+        let roles =
+            validate::expirations(&self.repo.dir(), self.repo.trusted_root.as_deref()).await?;
+        for (role, expires) in &roles {
+            println!("{role:<9} expires {expires}");
+        }
+        validate::check_expirations(&roles, parse_when(&self.within, now)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum WavesCommand {
+    /// Print a table of a release's waves and write an SVG chart of seeds ready over time.
+    Plot {
+        #[command(flatten)]
+        repo: super::RepoArgs,
+        /// The release (default: the newest).
+        #[arg(long)]
+        version: Option<Version>,
+        /// Where to write the SVG chart.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+}
+
+impl WavesCommand {
+    pub(super) async fn run(self) -> Result<()> {
+        let WavesCommand::Plot { repo, version, svg } = self;
+        let dir = repo.dir();
+        let trusted = dir.trusted_root(repo.trusted_root.as_deref())?;
+        let loaded = dir.load(&trusted, ExpirationEnforcement::Unsafe).await?;
+        let manifest = load_manifest(Some(&loaded)).await?;
+        let update = manifest
+            .updates()
+            .iter()
+            .filter(|u| u.is_for(&dir.variant, &dir.arch))
+            .filter(|u| version.as_ref().is_none_or(|v| *v == u.version))
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .ok_or_else(|| repo_tools::Error::NoSuchRelease {
+                variant: dir.variant.clone(),
+                arch: dir.arch.clone(),
+                version: version.map_or("(any)".to_string(), |v| v.to_string()),
+            })?;
+        println!("{} {} {}", update.variant, update.arch, update.version);
+        print!("{}", repo_tools::plot::table(&update.waves));
+        if let Some(path) = svg {
+            let title = format!(
+                "{} {} {}: seeds ready over time",
+                update.variant, update.arch, update.version
+            );
+            std::fs::write(&path, repo_tools::plot::svg(&update.waves, &title)).map_err(
+                |source| repo_tools::Error::WriteFile {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+            println!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+}

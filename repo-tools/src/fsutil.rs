@@ -1,0 +1,79 @@
+//! Durable file writes: a file appears whole under its name or not at all.
+
+use crate::error::{self, Result};
+use snafu::{ResultExt, ensure};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, fsyncs it, renames
+/// it over `path` and fsyncs the directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).context(error::WriteFileSnafu { path: dir })?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).context(error::WriteFileSnafu { path })?;
+    tmp.write_all(bytes)
+        .context(error::WriteFileSnafu { path })?;
+    tmp.as_file()
+        .sync_all()
+        .context(error::WriteFileSnafu { path })?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .context(error::WriteFileSnafu { path })?;
+    sync_dir(dir)
+}
+
+/// Copies `src` to `dst` the same way as [`write_atomic`], streaming.
+pub(crate) fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
+    let dir = parent(dst);
+    std::fs::create_dir_all(dir).context(error::WriteFileSnafu { path: dir })?;
+    let mut input = File::open(src).context(error::ReadFileSnafu { path: src })?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).context(error::WriteFileSnafu { path: dst })?;
+    std::io::copy(&mut input, tmp.as_file_mut()).context(error::WriteFileSnafu { path: dst })?;
+    tmp.as_file()
+        .sync_all()
+        .context(error::WriteFileSnafu { path: dst })?;
+    tmp.persist(dst)
+        .map_err(|e| e.error)
+        .context(error::WriteFileSnafu { path: dst })?;
+    sync_dir(dir)
+}
+
+/// Moves `src` over `dst` (same filesystem) and fsyncs the destination directory.
+pub(crate) fn rename_durable(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::rename(src, dst).context(error::WriteFileSnafu { path: dst })?;
+    sync_dir(parent(dst))
+}
+
+/// Creates a new file readable by its owner only; refuses to overwrite.
+pub(crate) fn create_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    ensure!(!path.exists(), error::ExistsSnafu { path });
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).context(error::WriteFileSnafu { path: dir })?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .context(error::WriteFileSnafu { path })?;
+    file.write_all(bytes)
+        .context(error::WriteFileSnafu { path })?;
+    file.sync_all().context(error::WriteFileSnafu { path })
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(error::WriteFileSnafu { path: dir })
+}
+
+/// The directory a file is in; `.` for a bare file name.
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}

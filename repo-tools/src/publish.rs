@@ -1,0 +1,434 @@
+//! Publishing a release, and changing one that is published.
+
+use crate::error::{self, Result};
+use crate::repo::{self, RepoDir};
+use crate::sign::{Expiries, Versions, sign_and_commit};
+use jiff::Timestamp;
+use semver::Version;
+use snafu::{OptionExt, ResultExt, ensure};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tough::Repository;
+use tough::editor::RepositoryEditor;
+use update_metadata::{Images, Manifest, MigrationName, TargetName, Update, WavePolicy, Waves};
+
+/// The manifest's name as a target.
+pub const MANIFEST: &str = "manifest.json";
+
+/// How a release's waves are set.
+#[derive(Debug, Clone)]
+pub enum WaveSpec {
+    /// Every node may take the release at once.
+    None,
+    /// A policy's waves, counted from a start time.
+    Policy(WavePolicy, Timestamp),
+    /// Stop the rollout where it is: seeds already ready stay ready, the rest wait until the
+    /// release's waves are set again.
+    Pause,
+}
+
+/// What `publish` needs.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The release's version.
+    pub version: Version,
+    /// The lz4-compressed BOOT, ROOT and HASH image files.
+    pub boot: PathBuf,
+    /// ROOT image.
+    pub root: PathBuf,
+    /// HASH image.
+    pub hash: PathBuf,
+    /// Migration files, in the order they run forward.
+    pub migrations: Vec<PathBuf>,
+    /// The version the migrations start from (default: the newest published version below this
+    /// one).
+    pub migrations_from: Option<Version>,
+    /// The highest version nodes may run after this publish (default: the newest published).
+    pub max_version: Option<Version>,
+    /// The release's waves.
+    pub waves: WaveSpec,
+}
+
+/// Publishes a release: creates the repository (from a signed `initial_root`) or extends it,
+/// adds the images and migrations as targets, adds the update to the manifest, sets
+/// `max_version` for every update of the variant and arch, and signs and writes it all.
+pub async fn publish(
+    repo_dir: &RepoDir,
+    initial_root: Option<&Path>,
+    trusted_root: Option<&Path>,
+    release: &Release,
+    key_files: &[PathBuf],
+    expiries: Expiries,
+    now: Timestamp,
+) -> Result<Versions> {
+    for (what, path) in [
+        ("boot image", &release.boot),
+        ("root image", &release.root),
+        ("hash image", &release.hash),
+    ]
+    .into_iter()
+    .chain(release.migrations.iter().map(|m| ("migration", m)))
+    {
+        ensure!(
+            path.is_file(),
+            error::MissingInputSnafu {
+                what,
+                path: path.clone()
+            }
+        );
+    }
+    if let Some(root) = initial_root {
+        install_initial_root(repo_dir, root)?;
+    }
+    let (mut editor, previous) = repo_dir.editor(trusted_root).await?;
+    let mut manifest = load_manifest(previous.as_ref()).await?;
+
+    let (variant, arch) = (repo_dir.variant.as_str(), repo_dir.arch.as_str());
+    ensure!(
+        manifest.update(variant, arch, &release.version).is_none(),
+        error::ReleaseExistsSnafu {
+            variant,
+            arch,
+            version: release.version.to_string(),
+        }
+    );
+    let prefix = format!("{variant}-{arch}-{}", release.version);
+    let mut image_names = Vec::new();
+    for path in [&release.boot, &release.root, &release.hash] {
+        let name = format!("{prefix}-{}", file_name(path));
+        let (target_name, target) = repo_dir.add_target_file(path, &name).await?;
+        add_target(&mut editor, target_name, target)?;
+        image_names.push(manifest_name(&name)?);
+    }
+    let [boot, root, hash] =
+        <[TargetName; 3]>::try_from(image_names)
+            .ok()
+            .context(error::InternalSnafu {
+                what: "three image names",
+            })?;
+    let mut update = Update::new(
+        variant,
+        arch,
+        release.version.clone(),
+        Images::new(boot, root, hash),
+    );
+    update.waves = waves_for(&release.waves, None, now)?;
+
+    let previous_version = manifest
+        .updates()
+        .iter()
+        .filter(|u| u.is_for(variant, arch) && u.version < release.version)
+        .map(|u| u.version.clone())
+        .max();
+    let from = release.migrations_from.clone().or(previous_version);
+    if let Some(from) = from {
+        let mut names = Vec::new();
+        for path in &release.migrations {
+            let name = format!("migrate_v{}_{}", release.version, lz4_name(path));
+            let compressed = compressed_copy(path)?;
+            let (target_name, target) = repo_dir
+                .add_target_file(compressed.as_deref().unwrap_or(path), &name)
+                .await?;
+            add_target(&mut editor, target_name, target)?;
+            names.push(
+                MigrationName::new(name.as_str()).context(error::ManifestSnafu {
+                    action: format!("name migration '{name}' in"),
+                })?,
+            );
+        }
+        manifest
+            .add_migration(from, release.version.clone(), names)
+            .context(error::ManifestSnafu {
+                action: "add migrations to",
+            })?;
+    } else {
+        ensure!(
+            release.migrations.is_empty(),
+            error::NoMigrationBaseSnafu {
+                version: release.version.to_string()
+            }
+        );
+    }
+    manifest.add_update(update).context(error::ManifestSnafu {
+        action: "add the update to",
+    })?;
+    // add_update already raised max_version to the newest release; an explicit one overrides.
+    if let Some(max_version) = &release.max_version {
+        manifest.set_max_version(variant, arch, max_version);
+    }
+
+    write_manifest(repo_dir, &mut editor, &manifest).await?;
+    sign_and_commit(
+        repo_dir,
+        editor,
+        previous.as_ref(),
+        None,
+        key_files,
+        expiries,
+        now,
+    )
+    .await
+}
+
+/// A change to a published release.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Remove the release from the manifest and lower every update's `max_version` to the newest
+    /// remaining version, so nodes running the pulled release move down.
+    Pull(Version),
+    /// Set `max_version` of every update of the variant and arch.
+    MaxVersion(Version),
+    /// Set a release's waves.
+    Waves(Version, WaveSpec),
+}
+
+/// Applies a change to the manifest, then signs and writes.
+pub async fn change(
+    repo_dir: &RepoDir,
+    trusted_root: Option<&Path>,
+    change: &Change,
+    key_files: &[PathBuf],
+    expiries: Expiries,
+    now: Timestamp,
+) -> Result<Versions> {
+    let (mut editor, previous) = repo_dir.editor(trusted_root).await?;
+    let mut manifest = load_manifest(previous.as_ref()).await?;
+    let (variant, arch) = (repo_dir.variant.as_str(), repo_dir.arch.as_str());
+    let missing = |version: &Version| error::NoSuchReleaseSnafu {
+        variant,
+        arch,
+        version: version.to_string(),
+    };
+    match change {
+        Change::Pull(version) => {
+            ensure!(
+                manifest.update(variant, arch, version).is_some(),
+                missing(version)
+            );
+            manifest
+                .remove_update(variant, arch, version)
+                .context(error::ManifestSnafu {
+                    action: "remove the update from",
+                })?;
+            let newest = manifest
+                .updates()
+                .iter()
+                .filter(|u| u.is_for(variant, arch))
+                .map(|u| u.version.clone())
+                .max();
+            if let Some(newest) = newest {
+                manifest.set_max_version(variant, arch, &newest);
+            }
+        }
+        Change::MaxVersion(max) => {
+            manifest.set_max_version(variant, arch, max);
+        }
+        Change::Waves(version, spec) => {
+            let current = manifest
+                .update(variant, arch, version)
+                .context(missing(version))?;
+            let waves = waves_for(spec, Some(&current.waves), now)?;
+            manifest
+                .set_waves(variant, arch, version, waves)
+                .context(error::ManifestSnafu {
+                    action: "set waves in",
+                })?;
+        }
+    }
+    write_manifest(repo_dir, &mut editor, &manifest).await?;
+    sign_and_commit(
+        repo_dir,
+        editor,
+        previous.as_ref(),
+        None,
+        key_files,
+        expiries,
+        now,
+    )
+    .await
+}
+
+/// The waves for a spec; pausing freezes `current` at `now`.
+fn waves_for(spec: &WaveSpec, current: Option<&Waves>, now: Timestamp) -> Result<Waves> {
+    match spec {
+        WaveSpec::None => Ok(Waves::none()),
+        WaveSpec::Policy(policy, start) => policy.to_waves(*start).context(error::ManifestSnafu {
+            action: "turn the wave policy into waves for",
+        }),
+        WaveSpec::Pause => {
+            let current = current.cloned().unwrap_or_else(Waves::none);
+            let ready = (0..update_metadata::SEED_COUNT)
+                .filter_map(|s| update_metadata::Seed::new(u64::from(s)).ok())
+                .filter(|s| current.is_ready(*s, now))
+                .count() as u64;
+            if ready >= u64::from(update_metadata::SEED_COUNT) {
+                return Ok(current);
+            }
+            // Seeds below the first key are ready at once; the rest wait for a wave that starts
+            // in a hundred years, until the release's waves are set again.
+            let far = now
+                .checked_add(jiff::SignedDuration::from_hours(24 * 365 * 100))
+                .unwrap_or(now);
+            let seed = update_metadata::Seed::new(ready).context(error::ManifestSnafu {
+                action: "pause waves in",
+            })?;
+            Waves::new([(seed, crate::time::whole_seconds(far))]).context(error::ManifestSnafu {
+                action: "pause waves in",
+            })
+        }
+    }
+}
+
+/// Reads the published manifest (verified by tough), or an empty one for a new repository.
+pub async fn load_manifest(repo: Option<&Repository>) -> Result<Manifest> {
+    let Some(repo) = repo else {
+        return Ok(Manifest::default());
+    };
+    match repo::read_target(repo, MANIFEST).await? {
+        Some(bytes) => {
+            Manifest::from_json(&bytes).context(error::ManifestSnafu { action: "parse" })
+        }
+        None => Ok(Manifest::default()),
+    }
+}
+
+async fn write_manifest(
+    repo_dir: &RepoDir,
+    editor: &mut RepositoryEditor,
+    manifest: &Manifest,
+) -> Result<()> {
+    let json = manifest.to_json().context(error::ManifestSnafu {
+        action: "serialise",
+    })?;
+    let mut file = tempfile::NamedTempFile::new().context(error::WriteFileSnafu {
+        path: std::env::temp_dir(),
+    })?;
+    file.write_all(json.as_bytes())
+        .context(error::WriteFileSnafu { path: file.path() })?;
+    let (name, target) = repo_dir.add_target_file(file.path(), MANIFEST).await?;
+    add_target(editor, name, target)
+}
+
+fn add_target(
+    editor: &mut RepositoryEditor,
+    name: tough::TargetName,
+    target: tough::schema::Target,
+) -> Result<()> {
+    let raw = name.raw().to_string();
+    editor
+        .add_target(name, target)
+        .context(error::ToughSnafu {
+            action: format!("add target '{raw}'"),
+        })
+        .map(|_| ())
+}
+
+fn manifest_name(name: &str) -> Result<TargetName> {
+    TargetName::new(name).context(error::ManifestSnafu {
+        action: format!("name image '{name}' in"),
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The target name of a migration file: compressed migrations keep their name, others get
+/// `.lz4` added.
+fn lz4_name(path: &Path) -> String {
+    let name = file_name(path);
+    if name.ends_with(".lz4") {
+        name
+    } else {
+        format!("{name}.lz4")
+    }
+}
+
+/// Compresses a migration that is not lz4 yet into a temporary file (lz4 frame format).
+fn compressed_copy(path: &Path) -> Result<Option<tempfile::TempPath>> {
+    if file_name(path).ends_with(".lz4") {
+        return Ok(None);
+    }
+    let mut input = std::fs::File::open(path).context(error::ReadFileSnafu { path })?;
+    let out = tempfile::NamedTempFile::new().context(error::WriteFileSnafu {
+        path: std::env::temp_dir(),
+    })?;
+    let mut encoder = lz4_flex::frame::FrameEncoder::new(out);
+    std::io::copy(&mut input, &mut encoder).context(error::ReadFileSnafu { path })?;
+    let out = encoder
+        .finish()
+        .map_err(std::io::Error::other)
+        .context(error::WriteFileSnafu {
+            path: std::env::temp_dir(),
+        })?;
+    Ok(Some(out.into_temp_path()))
+}
+
+/// Copies a signed root into a new repository as `N.root.json`, after checking it meets its own
+/// root threshold.
+fn install_initial_root(repo_dir: &RepoDir, root_path: &Path) -> Result<()> {
+    let root = crate::root::load(root_path)?;
+    crate::root::check_threshold(&root.signed, &root, "the initial root")?;
+    let dst = repo_dir
+        .metadata_dir()
+        .join(format!("{}.root.json", root.signed.version));
+    if dst.is_file() {
+        let same = std::fs::read(&dst).ok() == std::fs::read(root_path).ok();
+        ensure!(same, error::ExistsSnafu { path: dst });
+        return Ok(());
+    }
+    crate::fsutil::copy_atomic(root_path, &dst)
+}
+
+/// Checks a signed new root against the repository's newest root: version N+1, the previous
+/// root's threshold and its own met. Returns its version.
+pub fn check_next_root(repo_dir: &RepoDir, new_root: &Path) -> Result<u64> {
+    let (current_version, current_path) = repo_dir.latest_root()?.context(error::NoRootSnafu {
+        path: repo_dir.metadata_dir(),
+    })?;
+    let current = crate::root::load(&current_path)?;
+    let next = crate::root::load(new_root)?;
+    let version = next.signed.version.get();
+    ensure!(
+        version == current_version + 1,
+        error::BadRootSnafu {
+            path: new_root,
+            reason: format!(
+                "its version is {version}, but the repository's newest root is {current_version}; \
+                 set it with `repo-tool root set-version {} {}`",
+                new_root.display(),
+                current_version + 1
+            ),
+        }
+    );
+    crate::root::check_threshold(&current.signed, &next, "the previous root")?;
+    crate::root::check_threshold(&next.signed, &next, "the new root")?;
+    Ok(version)
+}
+
+/// Rotates the root: checks the new root, re-signs targets, snapshot and timestamp under it and
+/// writes `N+1.root.json` first, then the other roles, `timestamp.json` last.
+pub async fn rotate_root(
+    repo_dir: &RepoDir,
+    trusted_root: Option<&Path>,
+    new_root: &Path,
+    key_files: &[PathBuf],
+    expiries: Expiries,
+    now: Timestamp,
+) -> Result<(u64, Versions)> {
+    let version = check_next_root(repo_dir, new_root)?;
+    let (editor, previous) = repo_dir.editor_signed_by(trusted_root, new_root).await?;
+    let written = sign_and_commit(
+        repo_dir,
+        editor,
+        previous.as_ref(),
+        Some(new_root),
+        key_files,
+        expiries,
+        now,
+    )
+    .await?;
+    Ok((version, written))
+}

@@ -1,0 +1,298 @@
+//! A repository on disk in the published layout (design section 5):
+//!
+//! ```text
+//! <dir>/<variant>/<arch>/N.root.json        root chain
+//! <dir>/<variant>/<arch>/N.targets.json     consistent snapshots
+//! <dir>/<variant>/<arch>/N.snapshot.json
+//! <dir>/<variant>/<arch>/timestamp.json     written last
+//! <dir>/targets/<sha256>.<name>             one flat, shared, content-addressed directory
+//! ```
+//!
+//! Serve `<dir>` over HTTP and a node's `metadata_base_url` is `<base>/<variant>/<arch>/`, its
+//! `targets_base_url` `<base>/targets/`.
+
+use crate::error::{self, Result};
+use crate::fsutil;
+use futures_util::StreamExt;
+use snafu::{OptionExt, ResultExt};
+use std::path::{Path, PathBuf};
+use tough::editor::RepositoryEditor;
+use tough::editor::signed::SignedRepository;
+use tough::schema::Target;
+use tough::{ExpirationEnforcement, Repository, RepositoryLoader, TargetName};
+use url::Url;
+
+/// Where a repository for one variant and arch lives.
+#[derive(Debug, Clone)]
+pub struct RepoDir {
+    /// The directory served as the repository's base.
+    pub base: PathBuf,
+    /// The variant (e.g. `aws-k8s-1.31`).
+    pub variant: String,
+    /// The architecture (e.g. `x86_64`).
+    pub arch: String,
+}
+
+impl RepoDir {
+    /// A repository for `variant`/`arch` under `base`.
+    pub fn new(base: impl Into<PathBuf>, variant: &str, arch: &str) -> Self {
+        Self {
+            base: base.into(),
+            variant: variant.to_string(),
+            arch: arch.to_string(),
+        }
+    }
+
+    /// `<base>/<variant>/<arch>`: the metadata.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.base.join(&self.variant).join(&self.arch)
+    }
+
+    /// `<base>/targets`: the shared targets.
+    pub fn targets_dir(&self) -> PathBuf {
+        self.base.join("targets")
+    }
+
+    /// Whether metadata has been published here (a `timestamp.json` exists).
+    pub fn is_published(&self) -> bool {
+        self.metadata_dir().join("timestamp.json").is_file()
+    }
+
+    /// The newest `N.root.json` in the metadata directory.
+    pub fn latest_root(&self) -> Result<Option<(u64, PathBuf)>> {
+        let dir = self.metadata_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(source).context(error::ReadFileSnafu { path: dir }),
+        };
+        let mut best: Option<(u64, PathBuf)> = None;
+        for entry in entries {
+            let entry = entry.context(error::ReadFileSnafu { path: &dir })?;
+            let name = entry.file_name();
+            let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".root.json"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(b, _)| n > *b) {
+                best = Some((n, entry.path()));
+            }
+        }
+        Ok(best)
+    }
+
+    /// The root a loader starts from: the given trusted root, else this repository's
+    /// `1.root.json` (trust on first use, for a publisher reading its own repository).
+    pub fn trusted_root(&self, given: Option<&Path>) -> Result<PathBuf> {
+        match given {
+            Some(path) => Ok(path.to_path_buf()),
+            None => {
+                let first = self.metadata_dir().join("1.root.json");
+                if first.is_file() {
+                    Ok(first)
+                } else {
+                    error::NoRootSnafu {
+                        path: self.metadata_dir(),
+                    }
+                    .fail()
+                }
+            }
+        }
+    }
+
+    /// `file://` URLs of the metadata and targets directories.
+    pub fn urls(&self) -> Result<(Url, Url)> {
+        Ok((
+            dir_url(&self.metadata_dir())?,
+            dir_url(&self.targets_dir())?,
+        ))
+    }
+
+    /// Loads the repository as a client would, from `trusted_root` through the root chain.
+    pub async fn load(
+        &self,
+        trusted_root: &Path,
+        expiry: ExpirationEnforcement,
+    ) -> Result<Repository> {
+        let (metadata, targets) = self.urls()?;
+        load_from(trusted_root, metadata, targets, expiry).await
+    }
+
+    /// Starts an edit: the published repository if there is one (signed with its newest root),
+    /// else a new one from the newest root in the metadata directory.
+    pub async fn editor(
+        &self,
+        trusted_root: Option<&Path>,
+    ) -> Result<(RepositoryEditor, Option<Repository>)> {
+        let (_, latest) = self.latest_root()?.context(error::NoRootSnafu {
+            path: self.metadata_dir(),
+        })?;
+        self.editor_signed_by(trusted_root, &latest).await
+    }
+
+    /// Starts an edit that will be signed under `signing_root` (the newest root, or a new root
+    /// being rotated in, which the commit then writes first).
+    pub async fn editor_signed_by(
+        &self,
+        trusted_root: Option<&Path>,
+        signing_root: &Path,
+    ) -> Result<(RepositoryEditor, Option<Repository>)> {
+        let latest = signing_root;
+        if self.is_published() {
+            let trusted = self.trusted_root(trusted_root)?;
+            let repo = self.load(&trusted, ExpirationEnforcement::Unsafe).await?;
+            let editor = RepositoryEditor::from_repo(&latest, repo.clone())
+                .await
+                .context(error::ToughSnafu {
+                    action: format!("edit the repository in '{}'", self.metadata_dir().display()),
+                })?;
+            Ok((editor, Some(repo)))
+        } else {
+            let editor = RepositoryEditor::new(&latest)
+                .await
+                .context(error::ToughSnafu {
+                    action: format!("start a repository from '{}'", latest.display()),
+                })?;
+            Ok((editor, None))
+        }
+    }
+
+    /// Copies a file into the shared targets directory as `<sha256>.<name>` (first, before any
+    /// metadata names it) and returns the target entry for the editor.
+    pub async fn add_target_file(&self, src: &Path, name: &str) -> Result<(TargetName, Target)> {
+        let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
+        let target = Target::from_path(src)
+            .await
+            .context(error::ToughSchemaSnafu {
+                action: format!("hash target file '{}'", src.display()),
+            })?;
+        let sha = hex::encode(target.hashes.sha256.as_ref() as &[u8]);
+        let dst = self.targets_dir().join(format!("{sha}.{name}"));
+        if !dst.is_file() {
+            fsutil::copy_atomic(src, &dst)?;
+        }
+        Ok((target_name, target))
+    }
+
+    /// Writes signed metadata in the order that keeps every reader safe: the root (if new),
+    /// targets, snapshot, and `timestamp.json` last, each by an atomic rename.
+    pub async fn commit(&self, signed: &SignedRepository) -> Result<()> {
+        let dir = self.metadata_dir();
+        let staging = tempfile::Builder::new()
+            .prefix(".staging.")
+            .tempdir_in(&dir)
+            .context(error::WriteFileSnafu { path: &dir })?;
+        signed
+            .write(staging.path())
+            .await
+            .context(error::ToughSnafu {
+                action: format!("write signed metadata to '{}'", staging.path().display()),
+            })?;
+        let mut files: Vec<(u8, String)> = Vec::new();
+        for entry in std::fs::read_dir(staging.path()).context(error::ReadFileSnafu {
+            path: staging.path(),
+        })? {
+            let name = entry
+                .context(error::ReadFileSnafu {
+                    path: staging.path(),
+                })?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            let rank = if name.ends_with(".root.json") {
+                0
+            } else if name.ends_with(".targets.json") {
+                1
+            } else if name.ends_with(".snapshot.json") {
+                2
+            } else {
+                3
+            };
+            files.push((rank, name));
+        }
+        files.sort();
+        for (rank, name) in files {
+            let dst = dir.join(&name);
+            if rank == 0 && dst.exists() {
+                continue; // a published root never changes
+            }
+            fsutil::rename_durable(&staging.path().join(&name), &dst)?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads a repository from any metadata and targets URL (file:// or, where tough was built with
+/// HTTP, http(s)://), walking the root chain from `trusted_root`.
+pub async fn load_from(
+    trusted_root: &Path,
+    metadata: Url,
+    targets: Url,
+    expiry: ExpirationEnforcement,
+) -> Result<Repository> {
+    let root = std::fs::read(trusted_root).context(error::ReadFileSnafu { path: trusted_root })?;
+    // No datastore: tough keeps a temporary one for the life of the repository. The publisher's
+    // view needs no rollback memory across runs; nodes keep theirs (updog).
+    RepositoryLoader::new(&root, metadata.clone(), targets)
+        .expiration_enforcement(expiry)
+        .load()
+        .await
+        .context(error::ToughSnafu {
+            action: format!("load repository '{metadata}'"),
+        })
+}
+
+/// Reads a whole (small) target, verified by tough against its length and hashes.
+pub async fn read_target(repo: &Repository, name: &str) -> Result<Option<Vec<u8>>> {
+    let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
+    let stream = repo
+        .read_target(&target_name)
+        .await
+        .context(error::ToughSnafu {
+            action: format!("read target '{name}'"),
+        })?;
+    let Some(mut stream) = stream else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.context(error::ToughSnafu {
+            action: format!("download target '{name}'"),
+        })?);
+    }
+    Ok(Some(bytes))
+}
+
+/// Streams a target through tough's verification and returns how many bytes it had.
+pub async fn verify_target(repo: &Repository, name: &TargetName) -> Result<u64> {
+    let stream = repo.read_target(name).await.context(error::ToughSnafu {
+        action: format!("read target '{}'", name.raw()),
+    })?;
+    let mut stream = stream.context(error::InvalidSnafu {
+        path: PathBuf::from(name.raw()),
+        problems: vec![format!("target '{}' is not in targets.json", name.raw())],
+    })?;
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        total += chunk
+            .context(error::ToughSnafu {
+                action: format!("download target '{}'", name.raw()),
+            })?
+            .len() as u64;
+    }
+    Ok(total)
+}
+
+fn dir_url(dir: &Path) -> Result<Url> {
+    let absolute = std::path::absolute(dir).context(error::ReadFileSnafu { path: dir })?;
+    let mut url = Url::from_directory_path(&absolute)
+        .ok()
+        .context(error::FileUrlSnafu { path: dir })?;
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}

@@ -1,0 +1,149 @@
+//! Signing an edit and committing it: versions, expiries, key checks, write order.
+
+use crate::error::{self, Result};
+use crate::keys;
+use crate::repo::RepoDir;
+use crate::root;
+use crate::time::{next_version, whole_seconds};
+use jiff::{Timestamp, ToSpan};
+use snafu::{ResultExt, ensure};
+use std::path::PathBuf;
+use tough::Repository;
+use tough::editor::RepositoryEditor;
+use tough::schema::RoleType;
+
+/// When the re-signed roles expire.
+#[derive(Debug, Clone, Copy)]
+pub struct Expiries {
+    /// timestamp.json (default: a week from now).
+    pub timestamp: Timestamp,
+    /// N.snapshot.json (default: two weeks from now).
+    pub snapshot: Timestamp,
+    /// N.targets.json (default: two weeks from now).
+    pub targets: Timestamp,
+}
+
+impl Expiries {
+    /// The defaults of design section 5, counted from `now`.
+    pub fn defaults(now: Timestamp) -> Self {
+        let days = |n: i64| {
+            now.checked_add((n * 24).hours())
+                .map(whole_seconds)
+                .unwrap_or(now)
+        };
+        Self {
+            timestamp: days(7),
+            snapshot: days(14),
+            targets: days(14),
+        }
+    }
+}
+
+/// The version numbers of what was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// The version of targets, snapshot and timestamp (the same number for all three).
+    pub metadata: u64,
+    /// The root version that signed them.
+    pub root: u64,
+}
+
+/// Signs `editor` with `key_files` under `signing_root` (default: the newest root in the
+/// repository) and writes it: every role gets version max(now, previous + 1)
+/// and the given expiries; targets, snapshot and timestamp thresholds are checked first so a
+/// missing key is reported by role, and nothing is written unless signing succeeded.
+pub async fn sign_and_commit(
+    repo_dir: &RepoDir,
+    mut editor: RepositoryEditor,
+    previous: Option<&Repository>,
+    signing_root: Option<&std::path::Path>,
+    key_files: &[PathBuf],
+    expiries: Expiries,
+    now: Timestamp,
+) -> Result<Versions> {
+    let rules = match signing_root {
+        Some(path) => root::load(path)?,
+        None => {
+            let (_, path) = repo_dir
+                .latest_root()?
+                .ok_or_else(|| error::Error::NoRoot {
+                    path: repo_dir.metadata_dir(),
+                })?;
+            root::load(&path)?
+        }
+    };
+    let root_version = rules.signed.version.get();
+    check_signing_keys(&rules.signed, key_files, root_version)?;
+
+    let previous_version = previous.map_or(0, |repo| {
+        [
+            repo.targets().signed.version.get(),
+            repo.snapshot().signed.version.get(),
+            repo.timestamp().signed.version.get(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    });
+    let version = next_version(previous_version, now);
+    editor
+        .targets_version(version)
+        .context(error::ToughSnafu {
+            action: "set the targets version",
+        })?
+        .targets_expires(expiries.targets)
+        .context(error::ToughSnafu {
+            action: "set the targets expiry",
+        })?
+        .snapshot_version(version)
+        .snapshot_expires(expiries.snapshot)
+        .timestamp_version(version)
+        .timestamp_expires(expiries.timestamp);
+    let signed = editor
+        .sign(&keys::key_sources(key_files))
+        .await
+        .context(error::ToughSnafu {
+            action: format!(
+                "sign the repository in '{}'",
+                repo_dir.metadata_dir().display()
+            ),
+        })?;
+    repo_dir.commit(&signed).await?;
+    Ok(Versions {
+        metadata: version.get(),
+        root: root_version,
+    })
+}
+
+/// Every key must be listed in root for some role, and targets, snapshot and timestamp must each
+/// reach their threshold with the keys given.
+fn check_signing_keys(
+    rules: &tough::schema::Root,
+    key_files: &[PathBuf],
+    root_version: u64,
+) -> Result<()> {
+    for path in key_files {
+        let id = keys::key_id_decoded(path)?;
+        ensure!(
+            rules.roles.values().any(|k| k.keyids.contains(&id)),
+            error::KeyNotInRootSnafu {
+                path,
+                keyid: keys::hex_id(&id),
+            }
+        );
+    }
+    for role in [RoleType::Targets, RoleType::Snapshot, RoleType::Timestamp] {
+        let have = root::keys_for_role(rules, role, key_files)?.len() as u64;
+        let threshold = rules.roles.get(&role).map_or(1, |k| k.threshold.get());
+        ensure!(
+            have >= threshold,
+            error::ThresholdSnafu {
+                role: role.to_string(),
+                which: format!("{root_version}.root.json (keys given: {})", key_files.len()),
+                valid: have,
+                threshold,
+            }
+        );
+    }
+    Ok(())
+}

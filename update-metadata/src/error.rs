@@ -1,0 +1,311 @@
+//! The crate's error type.
+//!
+//! Errors found while parsing a manifest come wrapped in [`Error::Field`], which names where in
+//! the document the problem is (`updates[2].waves`, `migrations`), so the whole message reads
+//! e.g. `updates[2].waves: duplicate wave key '512'`. Errors from a wave policy name the wave
+//! index and field the same way (`waves[3].fleet_percentage: ...`).
+
+use semver::Version;
+use snafu::Snafu;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Snafu)]
+#[snafu(visibility(pub(crate)))]
+#[non_exhaustive]
+pub enum Error {
+    /// A problem at a named place in a manifest or policy document.
+    #[snafu(display("{field}: {source}"))]
+    Field {
+        /// Where the problem is, e.g. `updates[2].waves`.
+        field: String,
+        /// What is wrong there.
+        source: Box<Error>,
+    },
+
+    /// A required field is absent.
+    #[snafu(display("missing field"))]
+    MissingField,
+
+    /// The manifest is not JSON of the expected shape.
+    #[snafu(display("Failed to parse manifest JSON: {source}"))]
+    ParseManifest {
+        /// The JSON error (it carries line and column).
+        source: serde_json::Error,
+    },
+
+    /// The manifest could not be serialised.
+    #[snafu(display("Failed to serialise manifest: {source}"))]
+    SerializeManifest {
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+
+    /// A version string is not semver.
+    #[snafu(display("failed to parse version '{value}': {source}"))]
+    ParseVersion {
+        /// The text that was given.
+        value: String,
+        /// Why semver refused it.
+        source: semver::Error,
+    },
+
+    /// A seed or wave key is not in 0..=2047.
+    #[snafu(display("seed {seed} is outside 0..=2047"))]
+    SeedOutOfRange {
+        /// The value that was given.
+        seed: u64,
+    },
+
+    /// A seed given as text is not a decimal integer.
+    #[snafu(display("seed '{value}' is not a decimal integer"))]
+    SeedNotInteger {
+        /// The text that was given.
+        value: String,
+    },
+
+    /// A wave key is not a decimal integer.
+    #[snafu(display("wave key '{key}' is not a decimal integer"))]
+    WaveKeyNotInteger {
+        /// The key as written.
+        key: String,
+    },
+
+    /// A wave key is outside the seed range.
+    #[snafu(display("wave key '{key}' is outside the seeds 0..=2047"))]
+    WaveKeyOutOfRange {
+        /// The key as written.
+        key: String,
+    },
+
+    /// The same wave key appears twice.
+    #[snafu(display("duplicate wave key '{key}'"))]
+    DuplicateWaveKey {
+        /// The key as written.
+        key: String,
+    },
+
+    /// A wave's start time is not an RFC 3339 time.
+    #[snafu(display("failed to parse the start time '{value}' of wave '{key}': {source}"))]
+    ParseWaveTime {
+        /// The wave key.
+        key: String,
+        /// The time as written.
+        value: String,
+        /// Why jiff refused it.
+        source: jiff::Error,
+    },
+
+    /// Wave start times do not strictly increase with the seed.
+    #[snafu(display(
+        "wave '{seed}' starts at {start}, which is not after wave '{previous_seed}' at {previous_start}"
+    ))]
+    WavesNotIncreasing {
+        /// The later wave's key.
+        seed: u32,
+        /// The later wave's start.
+        start: jiff::Timestamp,
+        /// The earlier wave's key.
+        previous_seed: u32,
+        /// The earlier wave's start.
+        previous_start: jiff::Timestamp,
+    },
+
+    /// A target or migration name is not acceptable.
+    #[snafu(display("invalid {kind} name '{name}': {reason}"))]
+    InvalidName {
+        /// "target" or "migration".
+        kind: &'static str,
+        /// The name as given (control characters escaped by Debug in logs).
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// A migrations key is not of the form `(<from>, <to>)`.
+    #[snafu(display("malformed migration key '{key}': expected '(<from>, <to>)'"))]
+    MalformedMigrationKey {
+        /// The key as written.
+        key: String,
+    },
+
+    /// A version inside a migrations key is not semver.
+    #[snafu(display("migration key '{key}': failed to parse version '{value}': {source}"))]
+    MigrationKeyVersion {
+        /// The key as written.
+        key: String,
+        /// The version text.
+        value: String,
+        /// Why semver refused it.
+        source: semver::Error,
+    },
+
+    /// A migrations key does not go upward.
+    #[snafu(display("migration key '{key}': '{from}' must be lower than '{to}'"))]
+    MigrationKeyNotAscending {
+        /// The key as written.
+        key: String,
+        /// The from version.
+        from: Version,
+        /// The to version.
+        to: Version,
+    },
+
+    /// The same (from, to) pair appears twice.
+    #[snafu(display("duplicate migration key '{key}' (({from}, {to}) is already listed)"))]
+    DuplicateMigrationKey {
+        /// The key as written.
+        key: String,
+        /// The from version.
+        from: Version,
+        /// The to version.
+        to: Version,
+    },
+
+    /// Adding an update that the manifest already has.
+    #[snafu(display("Failed to add update {variant}/{arch} {version}: it is already listed"))]
+    UpdateExists {
+        /// The variant.
+        variant: String,
+        /// The architecture.
+        arch: String,
+        /// The version.
+        version: Version,
+    },
+
+    /// Editing an update that the manifest does not have.
+    #[snafu(display("Failed to find update {variant}/{arch} {version} in the manifest"))]
+    UpdateNotFound {
+        /// The variant.
+        variant: String,
+        /// The architecture.
+        arch: String,
+        /// The version.
+        version: Version,
+    },
+
+    /// Adding a migration list for a (from, to) pair that already has one.
+    #[snafu(display("Failed to add migrations ({from}, {to}): the manifest already lists them"))]
+    MigrationExists {
+        /// The from version.
+        from: Version,
+        /// The to version.
+        to: Version,
+    },
+
+    /// Adding a migration list whose from is not below its to.
+    #[snafu(display("Failed to add migrations ({from}, {to}): from must be lower than to"))]
+    MigrationNotAscending {
+        /// The from version.
+        from: Version,
+        /// The to version.
+        to: Version,
+    },
+
+    /// No migration entry leads on from a version towards the target.
+    #[snafu(display(
+        "Failed to find a migration path from {from} to {to}: no entry ({current}, t) with t <= {}",
+        std::cmp::max(from, to)
+    ))]
+    MissingMigration {
+        /// Where the path was asked to start.
+        from: Version,
+        /// Where the path was asked to end.
+        to: Version,
+        /// The version the walk (from the lower version upward) got stuck at.
+        current: Version,
+    },
+
+    /// A version lock that is neither `latest` nor a version.
+    #[snafu(display("Failed to parse version lock '{value}': expected 'latest' or a version"))]
+    ParseVersionLock {
+        /// The text that was given.
+        value: String,
+        /// Why semver refused it.
+        source: semver::Error,
+    },
+
+    /// The wave policy is not TOML of the expected shape.
+    #[snafu(display("Failed to parse wave policy TOML: {source}"))]
+    ParsePolicy {
+        /// The TOML error (it carries line and column).
+        source: toml::de::Error,
+    },
+
+    /// A wave policy without waves.
+    #[snafu(display("waves: a wave policy needs at least one wave"))]
+    EmptyPolicy,
+
+    /// A `start_after` that is not a duration.
+    #[snafu(display("failed to parse duration '{value}': {source}"))]
+    ParseStartAfter {
+        /// The text that was given.
+        value: String,
+        /// Why jiff refused it.
+        source: jiff::Error,
+    },
+
+    /// A `start_after` below zero.
+    #[snafu(display("duration '{value}' is negative"))]
+    NegativeStartAfter {
+        /// The text that was given.
+        value: String,
+    },
+
+    /// A `start_after` that is not later than the previous wave's.
+    #[snafu(display("'{value}' is not later than the previous wave's '{previous}'"))]
+    StartAfterNotIncreasing {
+        /// This wave's value.
+        value: String,
+        /// The previous wave's value.
+        previous: String,
+    },
+
+    /// A `fleet_percentage` outside 1..=100.
+    #[snafu(display("{value} is outside 1..=100"))]
+    PercentageOutOfRange {
+        /// The value that was given.
+        value: i64,
+    },
+
+    /// A `fleet_percentage` that is not above the previous wave's.
+    #[snafu(display(
+        "{value} is not above the previous wave's {previous} (percentages are cumulative)"
+    ))]
+    PercentageNotIncreasing {
+        /// This wave's value.
+        value: i64,
+        /// The previous wave's value.
+        previous: i64,
+    },
+
+    /// The last wave does not reach the whole fleet.
+    #[snafu(display("{value}: the last wave must be 100 (it releases every remaining seed)"))]
+    LastPercentageNot100 {
+        /// The value that was given.
+        value: i64,
+    },
+
+    /// Start time plus `start_after` is beyond the representable times.
+    #[snafu(display("start time {start} plus '{value}' is out of range: {source}"))]
+    WaveTimeOverflow {
+        /// The release start.
+        start: jiff::Timestamp,
+        /// The offset as written.
+        value: String,
+        /// jiff's error.
+        source: jiff::Error,
+    },
+}
+
+impl Error {
+    /// Wraps `self` with the place in the document where it was found.
+    pub(crate) fn at(self, field: impl Into<String>) -> Error {
+        Error::Field {
+            field: field.into(),
+            source: Box::new(self),
+        }
+    }
+}
