@@ -77,6 +77,21 @@ pub async fn publish(
             }
         );
     }
+    // Keys first: a refused publish writes nothing, not even content-addressed targets.
+    let signing_root = match repo_dir.latest_root()? {
+        Some(_) => None,
+        None => initial_root,
+    };
+    crate::sign::check_keys(repo_dir, signing_root, key_files)?;
+    // A new repository has no earlier version to migrate from; say so before installing its root.
+    ensure!(
+        signing_root.is_none()
+            || release.migrations.is_empty()
+            || release.migrations_from.is_some(),
+        error::NoMigrationBaseSnafu {
+            version: release.version.to_string()
+        }
+    );
     if let Some(root) = initial_root {
         install_initial_root(repo_dir, root)?;
     }
@@ -90,6 +105,19 @@ pub async fn publish(
             variant,
             arch,
             version: release.version.to_string(),
+        }
+    );
+    let previous_version = manifest
+        .updates()
+        .iter()
+        .filter(|u| u.is_for(variant, arch) && u.version < release.version)
+        .map(|u| u.version.clone())
+        .max();
+    let from = release.migrations_from.clone().or(previous_version);
+    ensure!(
+        from.is_some() || release.migrations.is_empty(),
+        error::NoMigrationBaseSnafu {
+            version: release.version.to_string()
         }
     );
     let prefix = format!("{variant}-{arch}-{}", release.version);
@@ -114,13 +142,6 @@ pub async fn publish(
     );
     update.waves = waves_for(&release.waves, None, now)?;
 
-    let previous_version = manifest
-        .updates()
-        .iter()
-        .filter(|u| u.is_for(variant, arch) && u.version < release.version)
-        .map(|u| u.version.clone())
-        .max();
-    let from = release.migrations_from.clone().or(previous_version);
     if let Some(from) = from {
         let mut names = Vec::new();
         for path in &release.migrations {
@@ -141,13 +162,6 @@ pub async fn publish(
             .context(error::ManifestSnafu {
                 action: "add migrations to",
             })?;
-    } else {
-        ensure!(
-            release.migrations.is_empty(),
-            error::NoMigrationBaseSnafu {
-                version: release.version.to_string()
-            }
-        );
     }
     manifest.add_update(update).context(error::ManifestSnafu {
         action: "add the update to",
@@ -191,6 +205,8 @@ pub async fn change(
     expiries: Expiries,
     now: Timestamp,
 ) -> Result<Versions> {
+    // Keys first: the new manifest is a target, copied before signing.
+    crate::sign::check_keys(repo_dir, None, key_files)?;
     let (mut editor, previous) = repo_dir.editor(trusted_root).await?;
     let mut manifest = load_manifest(previous.as_ref()).await?;
     let (variant, arch) = (repo_dir.variant.as_str(), repo_dir.arch.as_str());

@@ -61,17 +61,7 @@ pub async fn sign_and_commit(
     expiries: Expiries,
     now: Timestamp,
 ) -> Result<Versions> {
-    let rules = match signing_root {
-        Some(path) => root::load(path)?,
-        None => {
-            let (_, path) = repo_dir
-                .latest_root()?
-                .ok_or_else(|| error::Error::NoRoot {
-                    path: repo_dir.metadata_dir(),
-                })?;
-            root::load(&path)?
-        }
-    };
+    let rules = signing_rules(repo_dir, signing_root)?;
     let root_version = rules.signed.version.get();
     check_signing_keys(&rules.signed, key_files, root_version)?;
 
@@ -113,6 +103,35 @@ pub async fn sign_and_commit(
         metadata: version.get(),
         root: root_version,
     })
+}
+
+/// Checks, before anything is written, that `key_files` can sign under `signing_root` (default:
+/// the newest root in the repository): the checks [`sign_and_commit`] makes, so that a command
+/// refused for its keys has not yet copied a target.
+pub fn check_keys(
+    repo_dir: &RepoDir,
+    signing_root: Option<&std::path::Path>,
+    key_files: &[PathBuf],
+) -> Result<()> {
+    let rules = signing_rules(repo_dir, signing_root)?;
+    check_signing_keys(&rules.signed, key_files, rules.signed.version.get())
+}
+
+fn signing_rules(
+    repo_dir: &RepoDir,
+    signing_root: Option<&std::path::Path>,
+) -> Result<tough::schema::Signed<tough::schema::Root>> {
+    match signing_root {
+        Some(path) => root::load(path),
+        None => {
+            let (_, path) = repo_dir
+                .latest_root()?
+                .ok_or_else(|| error::Error::NoRoot {
+                    path: repo_dir.metadata_dir(),
+                })?;
+            root::load(&path)
+        }
+    }
 }
 
 /// Every key must be listed in root for some role, and targets, snapshot and timestamp must each

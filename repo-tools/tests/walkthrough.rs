@@ -24,8 +24,14 @@ fn the_documented_walkthrough_publishes_validates_refreshes_and_rotates() {
 
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    fake_images(dir, "1.0.0");
-    fake_images(dir, "1.1.0");
+    if ["mkfs.ext4", "debugfs"]
+        .iter()
+        .any(|t| test_tools::require_tool(t).is_none())
+    {
+        return;
+    }
+    real_images(dir, "1.0.0");
+    real_images(dir, "1.1.0");
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
     std::fs::write(
         dir.join("migrations/add-motd.json"),
@@ -106,4 +112,25 @@ fn read_manifest(dir: &std::path::Path) -> update_metadata::Manifest {
             .await
             .unwrap()
     })
+}
+
+/// Builds a release's images with the project's image builder and puts the lz4 files where the
+/// walkthrough expects them.
+fn real_images(dir: &std::path::Path, version: &str) {
+    let spec = image_builder::ReleaseSpec::new(
+        version.parse().unwrap(),
+        "demo",
+        "x86_64",
+        b"{\"signed\": {}}".to_vec(),
+    );
+    let built = image_builder::build_release(&spec, &dir.join("build").join(version)).unwrap();
+    let out = dir.join("images").join(version);
+    std::fs::create_dir_all(&out).unwrap();
+    for (image, name) in [
+        (&built.boot, "boot.ext4.lz4"),
+        (&built.root, "root.ext4.lz4"),
+        (&built.hash, "root.verity.lz4"),
+    ] {
+        std::fs::copy(&image.lz4_path, out.join(name)).unwrap();
+    }
 }

@@ -98,3 +98,199 @@ pub fn shell_blocks(markdown: &str, section: &str) -> Vec<String> {
     }
     blocks
 }
+
+/// Keys and a signed root as step 1 of the walkthrough makes them: `keys/root-1.pem` (ed25519)
+/// and `keys/root-2.pem` (ECDSA P-256) for root with threshold 2, `keys/publish.pem` for targets
+/// and snapshot, and `keys/timestamp.pem` (of `timestamp_type`) for timestamp, in `root.json`.
+pub fn keys_and_root(dir: &Path, timestamp_type: &str) {
+    ok(dir, &["key", "generate", "--out", "keys/root-1.pem"]);
+    ok(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--out",
+            "keys/root-2.pem",
+            "--type",
+            "ecdsa-p256",
+        ],
+    );
+    ok(dir, &["key", "generate", "--out", "keys/publish.pem"]);
+    ok(
+        dir,
+        &[
+            "key",
+            "generate",
+            "--out",
+            "keys/timestamp.pem",
+            "--type",
+            timestamp_type,
+        ],
+    );
+    ok(dir, &["root", "init", "root.json", "--expires", "52 weeks"]);
+    for (key, roles) in [
+        ("keys/root-1.pem", &["root"][..]),
+        ("keys/root-2.pem", &["root"][..]),
+        ("keys/publish.pem", &["targets", "snapshot"][..]),
+        ("keys/timestamp.pem", &["timestamp"][..]),
+    ] {
+        let mut args = vec!["root", "add-key", "root.json", "--key", key];
+        for role in roles {
+            args.extend(["--role", role]);
+        }
+        ok(dir, &args);
+    }
+    ok(dir, &["root", "set-threshold", "root.json", "root", "2"]);
+    ok(
+        dir,
+        &[
+            "root",
+            "sign",
+            "root.json",
+            "--key",
+            "keys/root-1.pem",
+            "--key",
+            "keys/root-2.pem",
+        ],
+    );
+}
+
+/// The arguments that publish `version` of demo/x86_64 into `repo/` from `images/<version>/`,
+/// signed with the walkthrough's publish and timestamp keys; `extra` is appended.
+pub fn publish_args<'a>(version: &'a str, extra: &[&'a str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "publish",
+        "--repo",
+        "repo",
+        "--variant",
+        "demo",
+        "--arch",
+        "x86_64",
+        "--version",
+        version,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (flag, file) in [
+        ("--boot-image", "boot.ext4.lz4"),
+        ("--root-image", "root.ext4.lz4"),
+        ("--hash-image", "root.verity.lz4"),
+    ] {
+        args.push(flag.to_string());
+        args.push(format!("images/{version}/{file}"));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// `args` as the `&[&str]` that [`run`], [`ok`] and [`fails`] take.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The walkthrough's key arguments for targets, snapshot and timestamp.
+pub const SIGN: [&str; 4] = ["--key", "keys/publish.pem", "--key", "keys/timestamp.pem"];
+
+/// A repository as steps 1 to 3 of the walkthrough leave it: keys and root (see
+/// [`keys_and_root`]), release 1.0.0 without waves, and 1.1.0 with the migration
+/// `migrations/add-motd.json` and `waves.toml` (5 %, 25 %, 100 % after an hour, a day, three days)
+/// starting at `waves_start`.
+pub fn two_releases(dir: &Path, timestamp_type: &str, waves_start: &str) {
+    keys_and_root(dir, timestamp_type);
+    fake_images(dir, "1.0.0");
+    fake_images(dir, "1.1.0");
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    std::fs::write(
+        dir.join("migrations/add-motd.json"),
+        b"{\"operations\": []}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("waves.toml"),
+        "[[waves]]\nstart_after = '1 hour'\nfleet_percentage = 5\n\
+         [[waves]]\nstart_after = '1 day'\nfleet_percentage = 25\n\
+         [[waves]]\nstart_after = '3 days'\nfleet_percentage = 100\n",
+    )
+    .unwrap();
+    let mut extra = vec!["--root", "root.json", "--no-waves"];
+    extra.extend(SIGN);
+    ok(dir, &strs(&publish_args("1.0.0", &extra)));
+    let mut extra = vec![
+        "--migration",
+        "migrations/add-motd.json",
+        "--wave-policy",
+        "waves.toml",
+        "--waves-start",
+        waves_start,
+    ];
+    extra.extend(SIGN);
+    ok(dir, &strs(&publish_args("1.1.0", &extra)));
+}
+
+/// Loads `repo/` (demo/x86_64) from `root.json` as a client would, expiry enforced.
+pub fn load_repo(dir: &Path) -> tough::Repository {
+    block_on(async {
+        repo_tools::repo::RepoDir::new(dir.join("repo"), "demo", "x86_64")
+            .load(&dir.join("root.json"), tough::ExpirationEnforcement::Safe)
+            .await
+            .unwrap()
+    })
+}
+
+/// The published manifest, read through the library as the walkthrough test does.
+pub fn read_manifest(dir: &Path) -> update_metadata::Manifest {
+    let repo = load_repo(dir);
+    block_on(async {
+        repo_tools::publish::load_manifest(Some(&repo))
+            .await
+            .unwrap()
+    })
+}
+
+/// Runs a future on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Every target the repository lists: name → (length, sha256 in hex).
+pub fn published_targets(repo: &tough::Repository) -> BTreeMap<String, (u64, String)> {
+    repo.all_targets()
+        .map(|(name, target)| {
+            (
+                name.raw().to_string(),
+                (
+                    target.length,
+                    hex::encode(target.hashes.sha256.as_ref() as &[u8]),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The file under `repo/targets/` holding target `name` (`<sha256>.<name>`).
+pub fn target_file(dir: &Path, name: &str) -> PathBuf {
+    let suffix = format!(".{name}");
+    std::fs::read_dir(dir.join("repo/targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .split_once('.')
+                .is_some_and(|(sha, rest)| sha.len() == 64 && format!(".{rest}") == suffix)
+        })
+        .unwrap_or_else(|| panic!("no target file for '{name}'"))
+}
+
+/// Flips the lowest bit of the byte at `offset` of `path`.
+pub fn flip_byte(path: &Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset] ^= 1;
+    std::fs::write(path, bytes).unwrap();
+}

@@ -1,0 +1,469 @@
+//! What repo-tool refuses: each refusal is one line on stderr, exit 1, and nothing changed on
+//! disk. And what it changes on a published repository (pull a release, pause its waves) stays
+//! valid for a client, while a concurrent reader never sees a half-written publish.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use jiff::{SignedDuration, Timestamp};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use update_metadata::{SEED_COUNT, Seed, Waves};
+
+/// Runs repo-tool expecting a refusal: exit 1, one line on stderr starting with `starts`, and
+/// every file in `dir` as it was. Returns the line.
+fn refused(dir: &Path, args: &[&str], starts: &str) -> String {
+    let before = snapshot(dir);
+    let line = fails(dir, args);
+    assert!(
+        line.starts_with(starts),
+        "repo-tool {args:?}:\n  expected: {starts}…\n  got:      {line}"
+    );
+    let after = snapshot(dir);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "repo-tool {args:?} added or removed files"
+    );
+    for (path, bytes) in &before {
+        assert!(after[path] == *bytes, "repo-tool {args:?} changed {path:?}");
+    }
+    line
+}
+
+const REPO: [&str; 6] = ["--repo", "repo", "--variant", "demo", "--arch", "x86_64"];
+
+/// `repo-tool <verb...> --repo repo --variant demo --arch x86_64 <rest...>`
+fn on_repo<'a>(verb: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    verb.iter()
+        .chain(REPO.iter())
+        .chain(rest.iter())
+        .copied()
+        .collect()
+}
+
+fn validate_ok(dir: &Path) {
+    let out = ok(
+        dir,
+        &on_repo(&["validate"], &["--trusted-root", "root.json"]),
+    );
+    assert!(out.starts_with("valid: "), "{out}");
+}
+
+fn ready_seeds(waves: &Waves, t: Timestamp) -> usize {
+    (0..SEED_COUNT)
+        .map(|s| Seed::new(u64::from(s)).unwrap())
+        .filter(|s| waves.is_ready(*s, t))
+        .count()
+}
+
+#[test]
+fn bad_keys_are_refused_before_anything_is_written() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    fake_images(dir, "1.2.0");
+    ok(dir, &["key", "generate", "--out", "keys/stranger.pem"]);
+
+    let missing = publish_args(
+        "1.2.0",
+        &["--key", "keys/publish.pem", "--key", "keys/x.pem"],
+    );
+    refused(dir, &strs(&missing), "Failed to read 'keys/x.pem'");
+
+    let stranger = publish_args(
+        "1.2.0",
+        &[
+            "--key",
+            "keys/publish.pem",
+            "--key",
+            "keys/timestamp.pem",
+            "--key",
+            "keys/stranger.pem",
+        ],
+    );
+    let line = refused(dir, &strs(&stranger), "Key 'keys/stranger.pem' (id ");
+    assert!(line.ends_with("is not in root.json for any role"), "{line}");
+
+    // The same checks guard changes to a published release, refresh and rotation.
+    refused(
+        dir,
+        &on_repo(
+            &["release", "pull"],
+            &["--version", "1.1.0", "--key", "keys/publish.pem"],
+        ),
+        "Threshold not met for role 'timestamp'",
+    );
+    refused(
+        dir,
+        &on_repo(
+            &["refresh"],
+            &["--key", "keys/publish.pem", "--key", "keys/stranger.pem"],
+        ),
+        "Key 'keys/stranger.pem' (id ",
+    );
+    validate_ok(dir);
+}
+
+#[test]
+fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    keys_and_root(dir, "ed25519");
+    fake_images(dir, "1.0.0");
+    ok(dir, &["key", "generate", "--out", "keys/timestamp-2.pem"]);
+    for args in [
+        &[
+            "root",
+            "add-key",
+            "root.json",
+            "--key",
+            "keys/timestamp-2.pem",
+            "--role",
+            "timestamp",
+        ][..],
+        &["root", "set-threshold", "root.json", "timestamp", "2"],
+        &[
+            "root",
+            "sign",
+            "root.json",
+            "--key",
+            "keys/root-1.pem",
+            "--key",
+            "keys/root-2.pem",
+        ],
+    ] {
+        ok(dir, args);
+    }
+    let mut extra = vec!["--root", "root.json", "--no-waves"];
+    extra.extend(SIGN);
+    let line = refused(
+        dir,
+        &strs(&publish_args("1.0.0", &extra)),
+        "Threshold not met for role 'timestamp'",
+    );
+    assert!(
+        line.contains("1 valid signature(s) of 2 required"),
+        "{line}"
+    );
+    assert!(!dir.join("repo/demo/x86_64/1.root.json").exists());
+
+    extra.extend(["--key", "keys/timestamp-2.pem"]);
+    // The first release has nothing to migrate from.
+    std::fs::write(dir.join("add-motd.json"), b"{}\n").unwrap();
+    let mut with_migration = extra.clone();
+    with_migration.extend(["--migration", "add-motd.json"]);
+    refused(
+        dir,
+        &strs(&publish_args("1.0.0", &with_migration)),
+        "Failed to publish 1.0.0: migrations were given but there is no earlier version",
+    );
+    assert!(!dir.join("repo/demo/x86_64/1.root.json").exists());
+
+    ok(dir, &strs(&publish_args("1.0.0", &extra)));
+    validate_ok(dir);
+}
+
+#[test]
+fn bad_releases_are_refused_and_change_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+
+    let again = publish_args("1.1.0", &SIGN);
+    refused(
+        dir,
+        &strs(&again),
+        "Version 1.1.0 of demo/x86_64 is already in manifest.json",
+    );
+
+    fake_images(dir, "1.2.0");
+    std::fs::remove_file(dir.join("images/1.2.0/root.ext4.lz4")).unwrap();
+    let line = refused(
+        dir,
+        &strs(&publish_args("1.2.0", &SIGN)),
+        "Failed to publish: root image 'images/1.2.0/root.ext4.lz4' does not exist",
+    );
+    assert_eq!(
+        line,
+        "Failed to publish: root image 'images/1.2.0/root.ext4.lz4' does not exist"
+    );
+
+    // A wave policy whose second wave reaches less of the fleet than the first.
+    std::fs::write(
+        dir.join("bad-waves.toml"),
+        "[[waves]]\nstart_after = '1 hour'\nfleet_percentage = 50\n\
+         [[waves]]\nstart_after = '1 day'\nfleet_percentage = 20\n",
+    )
+    .unwrap();
+    fake_images(dir, "1.2.0");
+    let mut extra = vec!["--wave-policy", "bad-waves.toml"];
+    extra.extend(SIGN);
+    let line = refused(dir, &strs(&publish_args("1.2.0", &extra)), "Failed to ");
+    assert!(line.contains("bad-waves.toml"), "{line}");
+    assert!(line.contains("waves[1].fleet_percentage"), "{line}");
+    // And one whose first wave has no start.
+    std::fs::write(
+        dir.join("bad-waves.toml"),
+        "[[waves]]\nfleet_percentage = 50\n",
+    )
+    .unwrap();
+    let line = refused(dir, &strs(&publish_args("1.2.0", &extra)), "Failed to ");
+    assert!(line.contains("waves[0].start_after"), "{line}");
+
+    let line = refused(
+        dir,
+        &on_repo(
+            &["release", "pull"],
+            &["--version", "9.9.9", "--key", SIGN[1], "--key", SIGN[3]],
+        ),
+        "Version 9.9.9 of demo/x86_64 is not in manifest.json",
+    );
+    assert!(!line.contains('\n'));
+    validate_ok(dir);
+}
+
+#[test]
+fn a_new_root_signed_only_by_new_keys_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    ok(dir, &["key", "generate", "--out", "keys/root-3.pem"]);
+    std::fs::copy(
+        dir.join("repo/demo/x86_64/1.root.json"),
+        dir.join("root-2.json"),
+    )
+    .unwrap();
+    let old_ids = [
+        ok(dir, &["key", "id", "keys/root-1.pem"]),
+        ok(dir, &["key", "id", "keys/root-2.pem"]),
+    ];
+    ok(dir, &["root", "set-version", "root-2.json", "2"]);
+    ok(
+        dir,
+        &[
+            "root",
+            "add-key",
+            "root-2.json",
+            "--key",
+            "keys/root-3.pem",
+            "--role",
+            "root",
+        ],
+    );
+    for id in &old_ids {
+        ok(
+            dir,
+            &["root", "remove-key", "root-2.json", "--key-id", id.trim()],
+        );
+    }
+    ok(dir, &["root", "set-threshold", "root-2.json", "root", "1"]);
+    // Signing without --cross-sign meets the new root's own threshold...
+    ok(
+        dir,
+        &["root", "sign", "root-2.json", "--key", "keys/root-3.pem"],
+    );
+    // ...but not the previous root's, so the rotation is refused and nothing is written.
+    let mut args = on_repo(&["root", "rotate"], &["--new-root", "root-2.json"]);
+    args.extend(SIGN);
+    let line = refused(
+        dir,
+        &args,
+        "Threshold not met for role 'root' in the previous root",
+    );
+    assert!(
+        line.contains("0 valid signature(s) of 2 required"),
+        "{line}"
+    );
+    assert!(!dir.join("repo/demo/x86_64/2.root.json").exists());
+    validate_ok(dir);
+}
+
+#[test]
+fn validate_names_a_corrupted_target_and_expired_metadata() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    validate_ok(dir);
+    let validate = on_repo(&["validate"], &["--trusted-root", "root.json"]);
+
+    let corrupted = "demo-x86_64-1.1.0-root.verity.lz4";
+    let path = target_file(dir, corrupted);
+    let original = std::fs::read(&path).unwrap();
+    flip_byte(&path, 50);
+    let line = refused(dir, &validate, "Repository '");
+    assert!(line.contains("has 1 problem(s)"), "{line}");
+    assert!(line.contains(corrupted), "{line}");
+    std::fs::write(&path, original).unwrap();
+    validate_ok(dir);
+
+    // Publish with a timestamp that expired long ago: tough signs it, a client refuses it.
+    fake_images(dir, "1.2.0");
+    let mut extra = SIGN.to_vec();
+    extra.extend(["--timestamp-expires", "2020-01-01T00:00:00Z"]);
+    ok(dir, &strs(&publish_args("1.2.0", &extra)));
+    let line = refused(dir, &validate, "Repository '");
+    assert!(line.contains("timestamp metadata is expired"), "{line}");
+    refresh(dir);
+    validate_ok(dir);
+}
+
+fn refresh(dir: &Path) {
+    ok(dir, &on_repo(&["refresh"], &SIGN));
+}
+
+#[test]
+fn check_expirations_names_each_role_and_date() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    fn check(within: &str) -> Vec<&str> {
+        on_repo(&["check-expirations"], &["--within", within])
+    }
+    let out = ok(dir, &check("3 days"));
+    assert_eq!(out.lines().count(), 4, "{out}");
+
+    let repo = load_repo(dir);
+    let line = refused(dir, &check("30 days"), "role 'timestamp' expires ");
+    let timestamp = repo.timestamp().signed.expires;
+    assert!(
+        line.contains(&format!("role 'timestamp' expires {timestamp}")),
+        "{line}"
+    );
+    // The default week for timestamp, two weeks for snapshot and targets, and not root's year.
+    assert!(line.contains("role 'snapshot' expires "), "{line}");
+    assert!(line.contains("role 'targets' expires "), "{line}");
+    assert!(!line.contains("role 'root'"), "{line}");
+    let now = Timestamp::now();
+    let week = timestamp.duration_since(now);
+    assert!(
+        week > SignedDuration::from_hours(24 * 7 - 1) && week <= SignedDuration::from_hours(24 * 7),
+        "{week:?}"
+    );
+}
+
+#[test]
+fn pulling_a_release_lowers_max_version_and_stays_valid() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    let mut args = on_repo(&["release", "pull"], &["--version", "1.1.0"]);
+    args.extend(SIGN);
+    ok(dir, &args);
+    validate_ok(dir);
+    let manifest = read_manifest(dir);
+    let updates: Vec<(String, String)> = manifest
+        .updates()
+        .iter()
+        .map(|u| (u.version.to_string(), u.max_version.to_string()))
+        .collect();
+    assert_eq!(updates, [("1.0.0".to_string(), "1.0.0".to_string())]);
+}
+
+#[test]
+fn pausing_waves_freezes_the_rollout_and_stays_valid() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    // Waves counted from 30 hours ago: the 5 % wave is done, the 25 % wave under way.
+    let start = Timestamp::now() - SignedDuration::from_hours(30);
+    two_releases(dir, "ed25519", &start.to_string());
+    validate_ok(dir);
+    let ten_days = SignedDuration::from_hours(24 * 10);
+    let waves = |dir: &Path| {
+        read_manifest(dir)
+            .update("demo", "x86_64", &"1.1.0".parse().unwrap())
+            .unwrap()
+            .waves
+            .clone()
+    };
+    let before = waves(dir);
+    let now = Timestamp::now();
+    let ready = ready_seeds(&before, now);
+    assert!(ready > 0 && ready < 2048, "{ready}");
+    assert_eq!(ready_seeds(&before, now + ten_days), 2048);
+
+    let mut args = on_repo(&["release", "waves"], &["--version", "1.1.0", "--pause"]);
+    args.extend(SIGN);
+    ok(dir, &args);
+    validate_ok(dir);
+    let paused = waves(dir);
+    let now = Timestamp::now();
+    let frozen = ready_seeds(&paused, now);
+    assert!(
+        frozen >= ready,
+        "a pause took back seeds: {frozen} < {ready}"
+    );
+    assert!(frozen < 2048);
+    assert_eq!(ready_seeds(&paused, now + ten_days), frozen);
+
+    // Letting everyone in undoes the pause.
+    let mut args = on_repo(&["release", "waves"], &["--version", "1.1.0", "--no-waves"]);
+    args.extend(SIGN);
+    ok(dir, &args);
+    validate_ok(dir);
+    assert_eq!(ready_seeds(&waves(dir), Timestamp::now()), 2048);
+}
+
+#[test]
+fn a_reader_never_sees_a_half_written_publish() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_path_buf();
+    two_releases(&dir, "ed25519", "now");
+    let versions = ["1.2.0", "1.3.0", "1.4.0", "1.5.0"];
+    for version in versions {
+        fake_images(&dir, version);
+    }
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (started, first_load) = std::sync::mpsc::channel();
+    let reader = {
+        let (dir, done) = (dir.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let repo_dir = repo_tools::repo::RepoDir::new(dir.join("repo"), "demo", "x86_64");
+            let root = dir.join("root.json");
+            let mut loads = 0u32;
+            let mut seen = std::collections::BTreeSet::new();
+            let mut failures = Vec::new();
+            block_on(async {
+                loop {
+                    // Read the flag before loading, so the last load sees the final state.
+                    let last = done.load(Ordering::SeqCst);
+                    match repo_tools::validate::validate_dir(&repo_dir, Some(&root)).await {
+                        Ok(report) => {
+                            seen.insert(report.updates);
+                        }
+                        Err(e) => failures.push(e.to_string()),
+                    }
+                    loads += 1;
+                    if loads == 1 {
+                        started.send(()).unwrap();
+                    }
+                    if last {
+                        break;
+                    }
+                }
+            });
+            (loads, seen, failures)
+        })
+    };
+    first_load.recv().unwrap();
+    for version in versions {
+        ok(&dir, &strs(&publish_args(version, &SIGN)));
+    }
+    done.store(true, Ordering::SeqCst);
+    let (loads, seen, failures) = reader.join().unwrap();
+    // Every load verified every target it was told about, from the two releases before the
+    // publishes to the six after.
+    assert!(
+        failures.is_empty(),
+        "{} of {loads} loads failed: {failures:?}",
+        failures.len()
+    );
+    assert!(loads >= 2, "{loads}");
+    assert_eq!(seen.first(), Some(&2), "{seen:?}");
+    assert_eq!(seen.last(), Some(&6), "{seen:?}");
+    eprintln!("{loads} consistent loads during 4 publishes, saw {seen:?} updates");
+}

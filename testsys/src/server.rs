@@ -1,0 +1,297 @@
+//! A real HTTP server on loopback serving a directory (tower-http's `ServeDir`, which answers
+//! Range requests), with faults a test can inject per path: a dropped connection, a stalled
+//! transfer, endless data, a replaced body, an error status, Range support switched off.
+
+use crate::error::{self, Result};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use snafu::ResultExt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower_http::services::ServeDir;
+
+/// A fault to inject into the answers for matching paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Send the headers and the first `n` bytes of the body, then drop the connection.
+    DropAfter(u64),
+    /// Send the first `n` bytes, then nothing for the duration, then the rest.
+    StallAfter(u64, Duration),
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Answer 200 with an endless body of zeros and no length.
+    Endless,
+    /// Answer 200 with these bytes instead of the file.
+    Replace(Vec<u8>),
+    /// Ignore Range headers: answer every request with the whole file.
+    NoRange,
+}
+
+/// One logged request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// The path, e.g. `/targets/<sha>.manifest.json`.
+    pub path: String,
+    /// The Range header, if any.
+    pub range: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// The bytes of body sent (as far as the server got).
+    pub body_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    suffix: String,
+    fault: Fault,
+    remaining: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    rules: Mutex<Vec<Rule>>,
+    log: Mutex<Vec<Arc<Mutex<LoggedRequest>>>>,
+}
+
+/// An HTTP server on `127.0.0.1`, serving one directory until dropped.
+#[derive(Debug)]
+pub struct HttpServer {
+    addr: SocketAddr,
+    root: PathBuf,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Serves `root` on a free port of 127.0.0.1.
+    pub fn serve(root: &Path) -> Result<HttpServer> {
+        let shared = Arc::new(Shared::default());
+        let std_listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context(error::ServerSnafu)?;
+        std_listener
+            .set_nonblocking(true)
+            .context(error::ServerSnafu)?;
+        let addr = std_listener.local_addr().context(error::ServerSnafu)?;
+        let app = Router::new()
+            .fallback_service(ServeDir::new(root))
+            .layer(middleware::from_fn_with_state(shared.clone(), inject));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context(error::ServerSnafu)?;
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                    return;
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        });
+        Ok(HttpServer {
+            addr,
+            root: root.to_path_buf(),
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/` (with the trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The directory served.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Injects `fault` into answers for paths ending in `suffix`, for the next `times` requests
+    /// (`None`: until cleared).
+    pub fn inject(&self, suffix: &str, fault: Fault, times: Option<u32>) {
+        lock(&self.shared.rules).push(Rule {
+            suffix: suffix.to_string(),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.rules).clear();
+    }
+
+    /// Every request answered so far.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        lock(&self.shared.log)
+            .iter()
+            .map(|entry| lock(entry).clone())
+            .collect()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn take_fault(shared: &Shared, path: &str) -> Option<Fault> {
+    let mut rules = lock(&shared.rules);
+    let index = rules.iter().position(|r| path.ends_with(&r.suffix))?;
+    let rule = &mut rules[index];
+    let fault = rule.fault.clone();
+    if let Some(remaining) = &mut rule.remaining {
+        *remaining = remaining.saturating_sub(1);
+        if *remaining == 0 {
+            rules.remove(index);
+        }
+    }
+    Some(fault)
+}
+
+async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let entry = Arc::new(Mutex::new(LoggedRequest {
+        path: path.clone(),
+        range,
+        status: 0,
+        body_bytes: 0,
+    }));
+    lock(&shared.log).push(entry.clone());
+    let fault = take_fault(&shared, &path);
+    let response = match &fault {
+        Some(Fault::Status(code)) => StatusCode::from_u16(*code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
+        Some(Fault::Endless) => {
+            let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+            let stream = futures_util::stream::repeat(chunk).map(Ok::<_, std::io::Error>);
+            Response::new(Body::from_stream(stream))
+        }
+        Some(Fault::Replace(bytes)) => {
+            let mut response = Response::new(Body::from(bytes.clone()));
+            if let Ok(len) = HeaderValue::from_str(&bytes.len().to_string()) {
+                response.headers_mut().insert(header::CONTENT_LENGTH, len);
+            }
+            response
+        }
+        Some(Fault::NoRange) => {
+            request.headers_mut().remove(header::RANGE);
+            next.run(request).await
+        }
+        _ => next.run(request).await,
+    };
+    let (parts, body) = response.into_parts();
+    lock(&entry).status = parts.status.as_u16();
+    let cut = match fault {
+        Some(Fault::DropAfter(n)) => Some((n, None)),
+        Some(Fault::StallAfter(n, d)) => Some((n, Some(d))),
+        _ => None,
+    };
+    let counted = count_body(body, entry, cut);
+    Response::from_parts(parts, counted)
+}
+
+/// Counts the body bytes sent and applies a drop or a stall after `cut` bytes.
+fn count_body(
+    body: Body,
+    entry: Arc<Mutex<LoggedRequest>>,
+    cut: Option<(u64, Option<Duration>)>,
+) -> Body {
+    let stream = body.into_data_stream().boxed();
+    let state = (stream, entry, cut, 0u64, false);
+    let out =
+        futures_util::stream::unfold(state, |(mut stream, entry, cut, sent, done)| async move {
+            if done {
+                return None;
+            }
+            let chunk = match stream.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    let err = std::io::Error::other(e.to_string());
+                    return Some((Err(err), (stream, entry, cut, sent, true)));
+                }
+                None => return None,
+            };
+            let mut chunk = chunk;
+            if let Some((limit, stall)) = cut {
+                if sent >= limit {
+                    match stall {
+                        None => {
+                            // Let the bytes already sent reach the client before the connection goes.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let err = std::io::Error::new(
+                                std::io::ErrorKind::ConnectionAborted,
+                                "fault: connection dropped",
+                            );
+                            return Some((Err(err), (stream, entry, cut, sent, true)));
+                        }
+                        Some(d) => {
+                            tokio::time::sleep(d).await;
+                            // Stall once; then send normally.
+                            let next = (
+                                stream,
+                                entry.clone(),
+                                None,
+                                sent + chunk.len() as u64,
+                                false,
+                            );
+                            lock(&entry).body_bytes = sent + chunk.len() as u64;
+                            return Some((Ok(chunk), next));
+                        }
+                    }
+                }
+                let room = limit - sent;
+                if (chunk.len() as u64) > room {
+                    // Send what fits now; the rest follows after the stall, or never.
+                    let rest = chunk.split_off(room as usize);
+                    let sent = sent + chunk.len() as u64;
+                    lock(&entry).body_bytes = sent;
+                    let remaining =
+                        futures_util::stream::once(async move { Ok::<_, axum::Error>(rest) });
+                    let chained = remaining.chain(stream).boxed();
+                    return Some((Ok(chunk), (chained, entry, cut, sent, false)));
+                }
+            }
+            let sent = sent + chunk.len() as u64;
+            lock(&entry).body_bytes = sent;
+            Some((Ok(chunk), (stream, entry, cut, sent, false)))
+        });
+    Body::from_stream(out)
+}
