@@ -44,7 +44,11 @@ pub fn skip_or_fail<T>(why: &str) -> Option<T> {
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+        .chain(
+            ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+                .iter()
+                .map(PathBuf::from),
+        )
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
 }
@@ -69,6 +73,38 @@ pub fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The fenced code block of a markdown document whose info string ends with `name`, e.g. the
+/// block opened by "```json manifest.json" for `name` = `manifest.json`: how tests parse the
+/// examples of docs/.
+pub fn markdown_block(markdown: &str, name: &str) -> Option<String> {
+    let mut lines = markdown.lines();
+    while let Some(line) = lines.next() {
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        if info.split_whitespace().last() == Some(name) && info.split_whitespace().count() == 2 {
+            let mut block = String::new();
+            for line in lines.by_ref() {
+                if line.trim_start().starts_with("```") {
+                    return Some(block);
+                }
+                block.push_str(line);
+                block.push('\n');
+            }
+            return None;
+        }
+    }
+    None
+}
+
+/// Reads a file of the repository's docs/ folder, from a test of any crate.
+pub fn read_doc(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +113,16 @@ mod tests {
     fn finds_a_tool_that_exists_and_not_one_that_does_not() {
         assert!(find_tool("sh").is_some());
         assert!(find_tool("no-such-tool-here-at-all").is_none());
+    }
+
+    #[test]
+    fn finds_a_named_block_and_only_that_one() {
+        let md = "text\n```json a.json\n{}\n```\n```toml b.toml\nx = 1\ny = 2\n```\n";
+        assert_eq!(markdown_block(md, "a.json").as_deref(), Some("{}\n"));
+        assert_eq!(
+            markdown_block(md, "b.toml").as_deref(),
+            Some("x = 1\ny = 2\n")
+        );
+        assert_eq!(markdown_block(md, "c.toml"), None);
     }
 }
