@@ -59,3 +59,5 @@ pub const BOOT_KERNEL_PATH: &str = "vmlinuz";
 pub const ROOT_OS_RELEASE_PATH: &str = "etc/os-release";
 /// Path of the trusted TUF root in ROOT.
 pub const ROOT_TUF_ROOT_PATH: &str = "usr/share/updog/root.json";
+/// Path of the boot health checks in ROOT (optional; see docs/operations.md).
+pub const ROOT_HEALTH_CHECKS_PATH: &str = "etc/twinset/health-checks.toml";

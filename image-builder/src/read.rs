@@ -4,7 +4,7 @@
 
 use crate::error::{self, Result};
 use crate::os_release::OsRelease;
-use crate::{BOOT_PARAMS_PATH, ROOT_OS_RELEASE_PATH, ROOT_TUF_ROOT_PATH};
+use crate::{BOOT_PARAMS_PATH, ROOT_HEALTH_CHECKS_PATH, ROOT_OS_RELEASE_PATH, ROOT_TUF_ROOT_PATH};
 use ext4_view::{Ext4, Ext4Read};
 use snafu::{ResultExt, ensure};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -70,6 +70,8 @@ pub struct RootInfo {
     pub os_release: OsRelease,
     /// `usr/share/updog/root.json`, the trusted TUF root shipped in the image.
     pub root_json: Vec<u8>,
+    /// `etc/twinset/health-checks.toml`, the image's boot health checks, when it has one.
+    pub health_checks: Option<String>,
 }
 
 /// Reads `verity.params` from a BOOT image.
@@ -84,9 +86,21 @@ pub fn read_root_info<T: Read + Seek + 'static>(root: ImageRegion<T>) -> Result<
     let fs = Ext4::load(Box::new(root)).context(error::OpenExt4Snafu { image: "ROOT" })?;
     let os_release = read_text(&fs, "ROOT", ROOT_OS_RELEASE_PATH)?.parse()?;
     let root_json = read_limited(&fs, "ROOT", ROOT_TUF_ROOT_PATH, MAX_ROOT_JSON)?;
+    let checks = format!("/{ROOT_HEALTH_CHECKS_PATH}");
+    let health_checks = if fs
+        .exists(checks.as_str())
+        .context(error::ReadExt4Snafu {
+            image: "ROOT",
+            path: ROOT_HEALTH_CHECKS_PATH,
+        })? {
+        Some(read_text(&fs, "ROOT", ROOT_HEALTH_CHECKS_PATH)?)
+    } else {
+        None
+    };
     Ok(RootInfo {
         os_release,
         root_json,
+        health_checks,
     })
 }
 

@@ -45,7 +45,7 @@ pub(super) struct PublishArgs {
 /// How to set waves.
 #[derive(Debug, clap::Args)]
 pub(super) struct WaveArgs {
-    /// A wave policy (TOML: [[waves]] start_after, fleet_percentage); default: Bottlerocket's.
+    /// A wave policy (TOML: `[[waves]]` start_after, fleet_percentage); default: Bottlerocket's.
     #[arg(long, value_name = "FILE", conflicts_with = "no_waves")]
     wave_policy: Option<PathBuf>,
     /// When the first wave's offsets count from (RFC 3339, "now", or an offset).
