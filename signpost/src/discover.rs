@@ -250,6 +250,7 @@ pub fn write_booted_marker(sysroot: &Path, boot_guid: Uuid) -> Result<PathBuf> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|_| ctx())?;
+    powercut::point("signpost.booted-set-marker");
     Ok(path)
 }
 

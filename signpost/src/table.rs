@@ -355,6 +355,11 @@ pub(crate) fn write_table<D: Disk + ?Sized>(
         if sync_between || i + 1 == last {
             disk.flush().map_err(write_err)?;
             disk.sync().map_err(write_err)?;
+            powercut::point(if i == 0 {
+                "signpost.table.first-copy-synced"
+            } else {
+                "signpost.table.second-copy-synced"
+            });
         }
     }
     Ok(())

@@ -1,0 +1,294 @@
+//! One boot of a node in a directory, in the order a real node runs it: the bootloader's choice
+//! (gptprio, tries spent before booting), dm-verity's check of ROOT against HASH with the
+//! parameters in BOOT, the booted image's files exposed, the migrator, the health gate, and
+//! mark-successful-boot with the datastore confirmed.
+
+use crate::error::{self, Result};
+use crate::health;
+use crate::record::{self, BootRecord, Outcome};
+use image_builder::{ImageRegion, RootInfo};
+use signpost::{SetId, SetPartitions, SignpostDisk};
+use snafu::ResultExt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Files of the booted image the node exposes under its sysroot.
+const EXPOSED: [&str; 3] = [
+    "etc/os-release",
+    "usr/share/updog/root.json",
+    "etc/twinset/health-checks.toml",
+];
+
+/// A node living in a directory.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The sysroot.
+    pub sysroot: PathBuf,
+    /// The disk image.
+    pub disk: PathBuf,
+}
+
+impl Node {
+    /// The node at `sysroot`, whose disk is `<sysroot>/dev/disk.img` unless given.
+    pub fn open(sysroot: &Path, disk: Option<&Path>) -> Result<Node> {
+        let disk = match disk {
+            Some(d) => d.to_path_buf(),
+            None => signpost::discover::find_disk(sysroot).context(error::DiskSnafu {
+                action: "find the node's disk",
+            })?,
+        };
+        Ok(Node {
+            sysroot: sysroot.to_path_buf(),
+            disk,
+        })
+    }
+
+    fn signpost(&self) -> Result<SignpostDisk<File>> {
+        let file = signpost::discover::open_disk(&self.disk, true).context(error::DiskSnafu {
+            action: "open the disk",
+        })?;
+        SignpostDisk::open(file, self.disk.display().to_string()).context(error::DiskSnafu {
+            action: "read the partition table",
+        })
+    }
+
+    /// Boots once and returns what happened. An error means the node could not boot at all
+    /// (no bootable set, an unreadable disk); a failed boot is an outcome that asks for a reboot.
+    pub fn boot(&self) -> Result<BootRecord> {
+        self.reset_volatile()?;
+        let previous = record::last_boot(&self.sysroot).ok().flatten();
+
+        // Firmware and bootloader: repair a torn table copy, choose, spend a try, record.
+        let mut disk = self.signpost()?;
+        disk.repair().context(error::DiskSnafu {
+            action: "repair the partition table",
+        })?;
+        let set = disk.boot_select().context(error::DiskSnafu {
+            action: "choose a set to boot",
+        })?;
+        let marked_before = disk.flags(set).successful;
+        let other_failed = {
+            let other = disk.flags(set.other());
+            // The other set outranks the chosen one but can no longer boot: its try was spent
+            // and never confirmed.
+            other.priority.get() > disk.flags(set).priority.get() && !other.is_bootable()
+        };
+        let parts = disk.partitions(set).clone();
+        let other_parts = disk.partitions(set.other()).clone();
+        signpost::discover::write_booted_marker(&self.sysroot, parts.boot.unique_guid).context(
+            error::DiskSnafu {
+                action: "record the booted set",
+            },
+        )?;
+        drop(disk);
+
+        let mut rec = BootRecord {
+            boot: previous.as_ref().map_or(0, |p| p.boot) + 1,
+            set: set.to_string(),
+            version: None,
+            outcome: Outcome::Healthy,
+            reason: String::new(),
+            migration: None,
+            checks: Vec::new(),
+            fell_back_from: None,
+            time: jiff::Timestamp::now().to_string(),
+        };
+        if other_failed {
+            let version = self.unverified_version(&other_parts);
+            if let Some(version) = &version {
+                record::record_failed_version(&self.sysroot, version)?;
+            }
+            rec.fell_back_from = Some(version.unwrap_or_else(|| "unknown".to_string()));
+        }
+
+        // The kernel: dm-verity refuses a ROOT that does not match its HASH.
+        let info = match self.verified_root(&parts) {
+            Ok(info) => info,
+            Err(reason) => {
+                return self.finish(rec, Outcome::VerityFailed, format!("set {set}: {reason}"));
+            }
+        };
+        let version = info.os_release.version_id().clone();
+        rec.version = Some(version.to_string());
+        self.expose(&info)?;
+
+        // systemd: migrator, then the health gate, then mark-successful-boot.
+        let options = migrator::MigrateOptions::under_sysroot(&self.sysroot, version.clone());
+        match migrator::migrate(&options) {
+            Ok(outcome) => rec.migration = Some(outcome.to_string()),
+            Err(e) => {
+                if !marked_before {
+                    record::record_failed_version(&self.sysroot, &version.to_string())?;
+                }
+                return self.finish(rec, Outcome::MigrationFailed, one_line(&e));
+            }
+        }
+        let checks = match info.health_checks.as_deref() {
+            Some(text) => health::parse(text, &format!("{version}: {}", EXPOSED[2])),
+            None => Ok(Vec::new()),
+        };
+        let checks = match checks {
+            Ok(checks) => checks,
+            Err(e) if marked_before => {
+                rec.reason = one_line(&e);
+                return self.finish(rec, Outcome::Degraded, String::new());
+            }
+            Err(e) => {
+                record::record_failed_version(&self.sysroot, &version.to_string())?;
+                return self.finish(rec, Outcome::HealthFailed, one_line(&e));
+            }
+        };
+        rec.checks = health::run_all(&checks, &self.sysroot);
+        let failed: Vec<String> = rec
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("health check '{}' {}", c.name, c.detail))
+            .collect();
+        if !failed.is_empty() {
+            if marked_before {
+                // A set already confirmed is never given up for a failing check: no reboot loop.
+                return self.finish(rec, Outcome::Degraded, failed.join("; "));
+            }
+            record::record_failed_version(&self.sysroot, &version.to_string())?;
+            return self.finish(rec, Outcome::HealthFailed, failed.join("; "));
+        }
+        // Like the systemd unit on a real node, mark on every healthy boot: it also records that
+        // a boot has ever succeeded on this disk (PRIVATE bit 57), which a factory-fresh set A
+        // does not have yet.
+        let mut disk = self.signpost()?.with_active(set);
+        disk.mark_successful_boot().context(error::DiskSnafu {
+            action: "mark the boot successful",
+        })?;
+        drop(disk);
+        migrator::confirm(&options.datastore).context(error::ConfirmSnafu)?;
+        let outcome = if marked_before {
+            Outcome::Healthy
+        } else {
+            Outcome::Marked
+        };
+        self.finish(rec, outcome, String::new())
+    }
+
+    /// Boots until a boot does not ask for a reboot, at most `max_boots` times.
+    pub fn boot_until_settled(&self, max_boots: u32) -> Result<Vec<BootRecord>> {
+        let mut records = Vec::new();
+        for _ in 0..max_boots {
+            let rec = self.boot()?;
+            let again = rec.outcome.needs_reboot();
+            records.push(rec);
+            if !again {
+                return Ok(records);
+            }
+        }
+        error::UnsettledSnafu { boots: max_boots }.fail()
+    }
+
+    fn finish(&self, mut rec: BootRecord, outcome: Outcome, reason: String) -> Result<BootRecord> {
+        rec.outcome = outcome;
+        if !reason.is_empty() {
+            rec.reason = reason;
+        }
+        rec.time = jiff::Timestamp::now().to_string();
+        record::write_last_boot(&self.sysroot, &rec)?;
+        Ok(rec)
+    }
+
+    /// `run/` is volatile: a boot starts with it empty, as tmpfs does.
+    fn reset_volatile(&self) -> Result<()> {
+        let run = self.sysroot.join("run");
+        if run.exists() {
+            std::fs::remove_dir_all(&run).context(error::IoSnafu {
+                action: "clear",
+                path: &run,
+            })?;
+        }
+        std::fs::create_dir_all(&run).context(error::IoSnafu {
+            action: "create",
+            path: &run,
+        })
+    }
+
+    /// Reads BOOT's verity parameters and checks all of ROOT against HASH with them.
+    fn verified_root(&self, parts: &SetPartitions) -> std::result::Result<RootInfo, String> {
+        let open = || File::open(&self.disk).map_err(|e| format!("cannot open the disk: {e}"));
+        let boot = ImageRegion::new(
+            open()?,
+            parts.boot.byte_range().start,
+            parts.boot.size_bytes(),
+        );
+        let params = image_builder::read_boot_params(boot).map_err(|e| one_line(&e))?;
+        let data = verity::Region::new(
+            open()?,
+            parts.root.byte_range().start,
+            parts.root.size_bytes(),
+        )
+        .map_err(|e| format!("cannot read ROOT: {e}"))?;
+        let hash = verity::Region::new(
+            open()?,
+            parts.hash.byte_range().start,
+            parts.hash.size_bytes(),
+        )
+        .map_err(|e| format!("cannot read HASH: {e}"))?;
+        verity::verify(&params, data, hash)
+            .map_err(|e| format!("dm-verity refuses ROOT: {}", one_line(&e)))?;
+        let root = ImageRegion::new(
+            open()?,
+            parts.root.byte_range().start,
+            parts.root.size_bytes(),
+        );
+        image_builder::read_root_info(root).map_err(|e| one_line(&e))
+    }
+
+    /// The version in a set's ROOT without verifying it: only for the record of a failed try.
+    fn unverified_version(&self, parts: &SetPartitions) -> Option<String> {
+        let file = File::open(&self.disk).ok()?;
+        let root = ImageRegion::new(file, parts.root.byte_range().start, parts.root.size_bytes());
+        let info = image_builder::read_root_info(root).ok()?;
+        Some(info.os_release.version_id().to_string())
+    }
+
+    fn expose(&self, info: &RootInfo) -> Result<()> {
+        let files: [Option<&[u8]>; 3] = [
+            Some(info.os_release.text().as_bytes()),
+            Some(&info.root_json),
+            info.health_checks.as_deref().map(str::as_bytes),
+        ];
+        for (path, bytes) in EXPOSED.iter().zip(files) {
+            let dst = self.sysroot.join(path);
+            match bytes {
+                Some(bytes) => record::write_atomic(&dst, bytes)?,
+                None => {
+                    if dst.exists() {
+                        std::fs::remove_file(&dst).context(error::IoSnafu {
+                            action: "remove",
+                            path: &dst,
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Both sets' flags, for status output.
+    pub fn sets(&self) -> Result<Vec<(SetId, signpost::BootFlags)>> {
+        let disk = self.signpost()?;
+        Ok(SetId::ALL.iter().map(|s| (*s, disk.flags(*s))).collect())
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}

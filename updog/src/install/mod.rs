@@ -1,0 +1,186 @@
+//! The install (design section 10): refresh and choose; cache the manifest, metadata and
+//! migrations; clear the inactive set; stream ROOT, BOOT and HASH into it; sync and verify what
+//! is on disk; only then mark the set valid (one try). Applying and rebooting are separate.
+//!
+//! The caller holds the [`UpdateLock`]. A failure or a cancel at any point after the clear
+//! leaves the inactive set as the clear left it: priority 0, tries 0, not successful.
+
+mod stream;
+mod verify;
+
+pub use stream::Written;
+
+use crate::error::{self, Result};
+use crate::lock::UpdateLock;
+use crate::progress::{Phase, ProgressEvent, ProgressSink};
+use crate::updater::{MANIFEST, Refreshed, Request, Updater};
+use semver::Version;
+use signpost::SetId;
+use snafu::{OptionExt, ResultExt};
+use stream::{ImageJob, write_image};
+use tokio_util::sync::CancellationToken;
+use update_metadata::Update;
+use verify::{WrittenSet, verify_set};
+
+/// A staged update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The version written.
+    pub version: Version,
+    /// The set it was written to (now valid, with one try; not yet applied).
+    pub set: SetId,
+}
+
+/// Refreshes, chooses and installs. `Ok(None)`: nothing to install.
+pub async fn install(
+    updater: &Updater,
+    lock: &UpdateLock,
+    request: &Request,
+    progress: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<Option<Installed>> {
+    progress.event(&ProgressEvent::phase(Phase::Refresh, None));
+    let refreshed = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return error::CancelledSnafu.fail(),
+        refreshed = updater.refresh() => refreshed?,
+    };
+    let Some(update) = updater.choose(&refreshed, request)? else {
+        return Ok(None);
+    };
+    install_update(updater, lock, &refreshed, &update, progress, cancel)
+        .await
+        .map(Some)
+}
+
+/// Installs `update` from an already refreshed repository.
+pub async fn install_update(
+    updater: &Updater,
+    _lock: &UpdateLock,
+    refreshed: &Refreshed,
+    update: &Update,
+    progress: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<Installed> {
+    let version = update.version.to_string();
+    let phase = |p: Phase| progress.event(&ProgressEvent::phase(p, Some(&version)));
+    tracing::info!("installing {version}");
+
+    phase(Phase::Cache);
+    cache(updater, refreshed, update).await?;
+    check(cancel)?;
+
+    phase(Phase::Clear);
+    let mut disk = updater.open_disk()?;
+    let inactive = disk.inactive_set().context(error::WorkerSnafu {
+        action: "find the inactive set",
+        reason: "the active set is unknown".to_string(),
+    })?;
+    disk.clear_inactive().context(error::DiskSnafu {
+        action: format!("clear inactive set {inactive}"),
+    })?;
+    let parts = disk.partitions(inactive).clone();
+    drop(disk);
+
+    let images = &update.images;
+    let mut written = Vec::new();
+    for job in [
+        ImageJob {
+            image: "root",
+            target: images.root.as_str(),
+            partition: &parts.root,
+            keep_hash: false,
+        },
+        ImageJob {
+            image: "boot",
+            target: images.boot.as_str(),
+            partition: &parts.boot,
+            keep_hash: true,
+        },
+        ImageJob {
+            image: "hash",
+            target: images.hash.as_str(),
+            partition: &parts.hash,
+            keep_hash: true,
+        },
+    ] {
+        check(cancel)?;
+        written.push(
+            write_image(
+                &refreshed.repo,
+                &updater.disk,
+                &job,
+                &version,
+                progress,
+                cancel,
+            )
+            .await?,
+        );
+    }
+    let [root, boot, hash] =
+        <[Written; 3]>::try_from(written).map_err(|_| error::Error::Worker {
+            action: "collect the written images",
+            reason: "not three".to_string(),
+        })?;
+    check(cancel)?;
+
+    // Each writer synced its partition; verify what is on disk.
+    phase(Phase::Verify);
+    let set = WrittenSet { boot, root, hash };
+    let disk_path = updater.disk.clone();
+    let verify_parts = parts.clone();
+    tokio::task::spawn_blocking(move || verify_set(&disk_path, &verify_parts, &set))
+        .await
+        .map_err(|e| error::Error::Worker {
+            action: "verify the written set",
+            reason: e.to_string(),
+        })??;
+    check(cancel)?;
+
+    phase(Phase::MarkValid);
+    let mut disk = updater.open_disk()?;
+    disk.mark_inactive_valid().context(error::DiskSnafu {
+        action: format!("mark set {inactive} valid"),
+    })?;
+    phase(Phase::Done);
+    tracing::info!("{version} is staged in set {inactive}: valid, one try, not yet applied");
+    Ok(Installed {
+        version: update.version.clone(),
+        set: inactive,
+    })
+}
+
+/// Caches the manifest, the metadata (with the root chain) and every migration between the
+/// running and the new version, for the migrator to read offline with tough's file transport.
+async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Result<()> {
+    let from = &updater.running.version;
+    let path = refreshed
+        .manifest
+        .migration_path(from, &update.version)
+        .context(error::MigrationPathSnafu {
+            from: from.clone(),
+            to: update.version.clone(),
+        })?;
+    let mut targets = vec![MANIFEST.to_string()];
+    targets.extend(path.migrations.iter().map(|m| m.as_str().to_string()));
+    let paths = &updater.paths;
+    refreshed
+        .repo
+        .cache(
+            &paths.metadata_cache,
+            &paths.migrations_cache,
+            Some(&targets),
+            true,
+        )
+        .await
+        .context(error::CacheSnafu {
+            path: &paths.metadata_cache,
+        })
+}
+
+fn check(cancel: &CancellationToken) -> Result<()> {
+    if cancel.is_cancelled() {
+        return error::CancelledSnafu.fail();
+    }
+    Ok(())
+}

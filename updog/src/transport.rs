@@ -1,0 +1,263 @@
+//! The transport tough fetches through: reqwest for `http(s)://`, tough's
+//! [`FilesystemTransport`] for `file://` (offline repositories).
+//!
+//! HTTP has a connect timeout and an idle timeout per read, and no whole-request timeout: a
+//! stalled transfer times out, a large one on a slow link does not. Failed requests (connection
+//! errors, 5xx, 429) are retried with exponential backoff. A connection dropped mid-body is
+//! resumed with `Range: bytes=<offset>-` from the byte reached (or restarted, skipping what was
+//! already delivered, if the server ignores Range), up to the same number of tries; then the
+//! stream ends with an error naming the URL. Bytes are handed on through a small channel, so a
+//! slow consumer slows the download instead of growing memory.
+
+use crate::config::Config;
+use crate::error::{self, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::{Client, StatusCode};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tough::{FilesystemTransport, Transport, TransportError, TransportErrorKind, TransportStream};
+use url::Url;
+
+/// Timeouts and retries of HTTP fetches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpSettings {
+    /// Connecting (TCP and TLS) must finish within this.
+    pub connect_timeout: Duration,
+    /// Each read must deliver something within this.
+    pub read_timeout: Duration,
+    /// How many times a request (or a resumed body) is tried in all.
+    pub tries: u32,
+    /// The pause after the first failure.
+    pub initial_backoff: Duration,
+    /// The longest pause.
+    pub max_backoff: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            tries: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Settings from the environment's `UPDOG_READ_TIMEOUT_MS` (tests shorten it), else
+    /// the defaults.
+    pub fn from_env() -> HttpSettings {
+        let mut settings = HttpSettings::default();
+        if let Some(ms) = std::env::var("UPDOG_READ_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            settings.read_timeout = Duration::from_millis(ms);
+        }
+        settings
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// updog's transport: HTTP(S) through reqwest, `file://` through tough.
+#[derive(Debug, Clone)]
+pub struct UpdogTransport {
+    client: Client,
+    settings: HttpSettings,
+}
+
+impl UpdogTransport {
+    /// A transport honouring the config's `https_proxy` and `no_proxy` (and nothing from the
+    /// environment).
+    pub fn new(config: &Config, settings: HttpSettings) -> Result<UpdogTransport> {
+        let mut builder = Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.read_timeout)
+            .no_proxy();
+        if let Some(proxy_url) = &config.https_proxy {
+            let mut proxy =
+                reqwest::Proxy::all(proxy_url.as_str()).map_err(|e| error::Error::HttpClient {
+                    reason: format!("https_proxy '{proxy_url}': {e}"),
+                })?;
+            if !config.no_proxy.is_empty() {
+                proxy = proxy.no_proxy(reqwest::NoProxy::from_string(&config.no_proxy.join(",")));
+            }
+            builder = builder.proxy(proxy);
+        }
+        let client = builder.build().map_err(|e| error::Error::HttpClient {
+            reason: e.to_string(),
+        })?;
+        Ok(UpdogTransport { client, settings })
+    }
+
+    /// Sends a GET for `url` from byte `offset`, retrying what can be retried. Returns the
+    /// response and how many leading bytes of its body to skip (when a server ignored Range).
+    async fn request(
+        &self,
+        url: &Url,
+        offset: u64,
+    ) -> Result<(reqwest::Response, u64), TransportError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.client.get(url.clone());
+            if offset > 0 {
+                request = request.header(RANGE, format!("bytes={offset}-"));
+            }
+            let failure = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    if status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN {
+                        return Err(TransportError::new_with_cause(
+                            TransportErrorKind::FileNotFound,
+                            url,
+                            format!("HTTP {status}"),
+                        ));
+                    }
+                    if offset > 0 && status == StatusCode::PARTIAL_CONTENT {
+                        let starts_at = response
+                            .headers()
+                            .get(CONTENT_RANGE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("bytes "))
+                            .and_then(|v| v.split('-').next())
+                            .and_then(|v| v.parse::<u64>().ok());
+                        if starts_at == Some(offset) {
+                            return Ok((response, 0));
+                        }
+                        format!("the server resumed at {starts_at:?}, not at byte {offset}")
+                    } else if status == StatusCode::OK {
+                        return Ok((response, offset));
+                    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        format!("HTTP {status}")
+                    } else {
+                        return Err(TransportError::new_with_cause(
+                            TransportErrorKind::Other,
+                            url,
+                            format!("HTTP {status}"),
+                        ));
+                    }
+                }
+                Err(e) => one_line_error(&e),
+            };
+            if attempt >= self.settings.tries {
+                return Err(TransportError::new_with_cause(
+                    TransportErrorKind::Other,
+                    url,
+                    format!("{failure} (after {attempt} tries)"),
+                ));
+            }
+            tracing::debug!("fetching {url} from byte {offset}: {failure}; retrying");
+            tokio::time::sleep(self.settings.backoff(attempt)).await;
+        }
+    }
+
+    /// Pumps the body of `response` (and its resumptions) into `tx`.
+    async fn pump(
+        self,
+        url: Url,
+        mut response: reqwest::Response,
+        mut skip: u64,
+        tx: tokio::sync::mpsc::Sender<Result<Bytes, TransportError>>,
+    ) {
+        let mut offset = 0u64;
+        let mut resumes = 0u32;
+        loop {
+            match response.chunk().await {
+                Ok(Some(mut chunk)) => {
+                    if skip > 0 {
+                        let drop = skip.min(chunk.len() as u64);
+                        let _ = chunk.split_to(drop as usize);
+                        skip -= drop;
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    offset += chunk.len() as u64;
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        return; // The consumer stopped listening.
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    resumes += 1;
+                    let reason = one_line_error(&e);
+                    if resumes >= self.settings.tries {
+                        let err = TransportError::new_with_cause(
+                            TransportErrorKind::Other,
+                            &url,
+                            format!("{reason} at byte {offset} (after {resumes} tries)"),
+                        );
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                    tracing::info!("{url}: {reason} at byte {offset}; resuming");
+                    tokio::time::sleep(self.settings.backoff(resumes)).await;
+                    match self.request(&url, offset).await {
+                        Ok((next, next_skip)) => {
+                            response = next;
+                            skip = next_skip;
+                        }
+                        Err(err) => {
+                            let _ = tx.send(Err(err)).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for UpdogTransport {
+    async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
+        match url.scheme() {
+            "file" => FilesystemTransport.fetch(url).await,
+            "http" | "https" => {
+                let (response, skip) = self.request(&url, 0).await?;
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                tokio::spawn(self.clone().pump(url, response, skip, tx));
+                Ok(Box::pin(ChannelStream(rx)))
+            }
+            _ => Err(TransportError::new(
+                TransportErrorKind::UnsupportedUrlScheme,
+                url,
+            )),
+        }
+    }
+}
+
+/// The receiving end of a pump, as a stream.
+struct ChannelStream(tokio::sync::mpsc::Receiver<Result<Bytes, TransportError>>);
+
+impl Stream for ChannelStream {
+    type Item = Result<Bytes, TransportError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// A reqwest error with its causes, on one line.
+fn one_line_error(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    crate::config::one_line(&text)
+}

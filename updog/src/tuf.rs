@@ -1,0 +1,217 @@
+//! Loading the TUF repository, and the version floor that keeps trust from moving backward.
+//!
+//! tough walks from the root.json shipped in the booted image through the `N.root.json` chain,
+//! enforces expiry (`ExpirationEnforcement::Safe`) and keeps its datastore in
+//! `var/lib/updog/tuf/`. After it loads, we check our own floor, `var/lib/updog/trusted-state.json`:
+//! a root, timestamp, snapshot or targets version below what this node already trusted is refused,
+//! and the floor is raised only after a load that passed. When a new root changes the keys or
+//! threshold of the timestamp, snapshot or targets role, the floors of those three roles start over
+//! from what that root's keys signed: this is how a publisher recovers nodes from a fast-forward
+//! attack (TUF specification 5.3.11). The root's floor never starts over.
+
+use crate::error::{self, Result};
+use crate::paths::{Paths, write_atomic};
+use crate::transport::UpdogTransport;
+use serde::{Deserialize, Serialize};
+use snafu::ResultExt;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tough::schema::RoleType;
+use tough::{ExpirationEnforcement, Repository, RepositoryLoader};
+use url::Url;
+
+/// What this node has trusted: the persisted floor (`var/lib/updog/trusted-state.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedState {
+    /// root.json version.
+    pub root: u64,
+    /// timestamp.json version.
+    pub timestamp: u64,
+    /// snapshot.json version.
+    pub snapshot: u64,
+    /// targets.json version.
+    pub targets: u64,
+    /// For the timestamp, snapshot and targets roles, the threshold and sorted key ids the
+    /// trusted root gave them (`"1:ab12..,cd34.."`); a change resets those roles' floors.
+    #[serde(default)]
+    pub role_keys: BTreeMap<String, String>,
+}
+
+impl TrustedState {
+    /// The state of a loaded repository.
+    pub fn of(repo: &Repository) -> TrustedState {
+        let root = &repo.root().signed;
+        let role_keys = [RoleType::Timestamp, RoleType::Snapshot, RoleType::Targets]
+            .into_iter()
+            .map(|role| {
+                let keys = root.roles.get(&role).map(|rk| {
+                    let mut ids: Vec<String> = rk
+                        .keyids
+                        .iter()
+                        .map(|id| hex::encode(id.as_ref() as &[u8]))
+                        .collect();
+                    ids.sort();
+                    format!("{}:{}", rk.threshold, ids.join(","))
+                });
+                (role.to_string(), keys.unwrap_or_default())
+            })
+            .collect();
+        TrustedState {
+            root: root.version.get(),
+            timestamp: repo.timestamp().signed.version.get(),
+            snapshot: repo.snapshot().signed.version.get(),
+            targets: repo.targets().signed.version.get(),
+            role_keys,
+        }
+    }
+
+    /// Reads the floor; a missing file is the zero floor.
+    pub fn read(path: &Path) -> Result<TrustedState> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| error::Error::StateFile {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrustedState::default()),
+            Err(source) => Err(source).context(error::IoSnafu { verb: "read", path }),
+        }
+    }
+
+    /// Writes the floor atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut json = serde_json::to_string_pretty(self).context(error::SerializeSnafu {
+            what: "the trusted state",
+        })?;
+        json.push('\n');
+        write_atomic(path, json.as_bytes())
+    }
+
+    /// Checks `self` (just loaded) against `floor`; `url` is only used in messages.
+    pub fn check_against(&self, floor: &TrustedState, url: &str) -> Result<()> {
+        let refuse = |role: &'static str, version: u64, floor: u64| {
+            error::RollbackSnafu {
+                url,
+                role,
+                version,
+                floor,
+            }
+            .fail()
+        };
+        if self.root < floor.root {
+            return refuse("root", self.root, floor.root);
+        }
+        if !floor.role_keys.is_empty() && floor.role_keys != self.role_keys {
+            tracing::info!(
+                "root {} changed the timestamp, snapshot or targets keys: their version floors start over",
+                self.root
+            );
+            return Ok(());
+        }
+        for (role, version, below) in [
+            ("timestamp", self.timestamp, floor.timestamp),
+            ("snapshot", self.snapshot, floor.snapshot),
+            ("targets", self.targets, floor.targets),
+        ] {
+            if version < below {
+                return refuse(role, version, below);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads the repository at the config's URLs from the booted root.json, with tough's datastore
+/// and our floor under `paths`, and raises the floor.
+pub async fn load_repository(
+    paths: &Paths,
+    metadata_base_url: &Url,
+    targets_base_url: &Url,
+    transport: UpdogTransport,
+) -> Result<Repository> {
+    let root = std::fs::read(&paths.root_json).context(error::IoSnafu {
+        verb: "read the trusted root",
+        path: &paths.root_json,
+    })?;
+    std::fs::create_dir_all(&paths.tuf_datastore).context(error::IoSnafu {
+        verb: "create directory",
+        path: &paths.tuf_datastore,
+    })?;
+    let url = metadata_base_url.to_string();
+    let repo = RepositoryLoader::new(&root, metadata_base_url.clone(), targets_base_url.clone())
+        .transport(transport)
+        .datastore(&paths.tuf_datastore)
+        .expiration_enforcement(ExpirationEnforcement::Safe)
+        .load()
+        .await
+        .context(error::LoadRepoSnafu { url: &url })?;
+    let floor = TrustedState::read(&paths.trusted_state)?;
+    let loaded = TrustedState::of(&repo);
+    loaded.check_against(&floor, &url)?;
+    if loaded != floor {
+        loaded.write(&paths.trusted_state)?;
+    }
+    tracing::debug!(
+        "trusted root {} timestamp {} snapshot {} targets {}",
+        loaded.root,
+        loaded.timestamp,
+        loaded.snapshot,
+        loaded.targets
+    );
+    Ok(repo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(root: u64, ts: u64, keys: &str) -> TrustedState {
+        TrustedState {
+            root,
+            timestamp: ts,
+            snapshot: ts,
+            targets: ts,
+            role_keys: [("timestamp".to_string(), keys.to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn the_floor_refuses_lower_versions_unless_keys_rotated() {
+        let floor = state(2, 100, "1:aa");
+        state(2, 100, "1:aa").check_against(&floor, "u").unwrap();
+        state(3, 101, "1:aa").check_against(&floor, "u").unwrap();
+        let err = state(2, 99, "1:aa").check_against(&floor, "u").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("timestamp version 99 is below version 100"),
+            "{err}"
+        );
+        let err = state(1, 100, "1:aa")
+            .check_against(&floor, "u")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("root version 1 is below version 2"),
+            "{err}"
+        );
+        // A rotated timestamp key lets lower versions through; a lower root never.
+        state(3, 5, "1:bb").check_against(&floor, "u").unwrap();
+        assert!(state(1, 5, "1:bb").check_against(&floor, "u").is_err());
+        // No floor yet.
+        state(1, 1, "1:aa")
+            .check_against(&TrustedState::default(), "u")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/formats-updog.md");
+        let json = doc
+            .split("<!-- trusted-state -->")
+            .nth(1)
+            .and_then(|s| s.split("```json").nth(1))
+            .and_then(|s| s.split("```").next())
+            .unwrap();
+        let state: TrustedState = serde_json::from_str(json).unwrap();
+        assert!(state.root >= 1 && state.role_keys.contains_key("snapshot"));
+    }
+}

@@ -1,0 +1,294 @@
+//! Shared helpers for updog's integration tests: a published repository served on loopback, a
+//! node directory booted from set A, running the `updog` binary, and the checks every refused
+//! install must pass.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use sha2::{Digest, Sha256};
+use signpost::SetId;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use testsys::{BuiltRelease, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
+
+/// Whether the tools that building releases needs are here (skip the test otherwise; fail in CI).
+pub fn tools_present() -> bool {
+    ["mkfs.ext4", "debugfs"]
+        .iter()
+        .all(|t| test_tools::require_tool(t).is_some())
+}
+
+/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A.
+pub struct World {
+    pub work: tempfile::TempDir,
+    pub repo: TestRepo,
+    pub first: BuiltRelease,
+    pub server: HttpServer,
+    pub node: TestNode,
+}
+
+impl World {
+    /// Publishes 1.0.0, serves the repository, and creates the node (seed 42).
+    pub fn new() -> World {
+        let work = tempfile::tempdir().unwrap();
+        let repo = TestRepo::create(&work.path().join("publisher"), "demo", "x86_64").unwrap();
+        let first = repo
+            .release(
+                "1.0.0",
+                &[("etc/motd", b"one\n")],
+                &PublishOptions::default(),
+            )
+            .unwrap();
+        let server = HttpServer::serve(&repo.base()).unwrap();
+        let spec = NodeSpec {
+            urls: Some(repo.urls(&server.url())),
+            seed: Some(42),
+            ..NodeSpec::default()
+        };
+        let node = TestNode::create(&work.path().join("node"), &first, &spec).unwrap();
+        World {
+            work,
+            repo,
+            first,
+            server,
+            node,
+        }
+    }
+
+    /// Builds and publishes `version`.
+    pub fn release(&self, version: &str) -> BuiltRelease {
+        let motd = format!("release {version}\n");
+        self.repo
+            .release(
+                version,
+                &[("etc/motd", motd.as_bytes())],
+                &PublishOptions::default(),
+            )
+            .unwrap()
+    }
+
+    /// Runs updog against the node.
+    pub fn updog(&self, args: &[&str]) -> Output {
+        updog(&self.node.sysroot, args)
+    }
+
+    /// A copy of the served repository directory, to serve again later.
+    pub fn save_repo(&self, name: &str) -> PathBuf {
+        let copy = self.work.path().join(name);
+        copy_dir(&self.repo.base(), &copy);
+        copy
+    }
+
+    /// Serves `copy` (made by `save_repo`) in place of the current repository.
+    pub fn serve_copy(&self, copy: &Path) {
+        let base = self.repo.base();
+        std::fs::remove_dir_all(&base).unwrap();
+        copy_dir(copy, &base);
+    }
+
+    /// The served target file whose name ends with `suffix`.
+    pub fn target_file(&self, suffix: &str) -> PathBuf {
+        std::fs::read_dir(self.repo.base().join("targets"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no target ending in {suffix}"))
+    }
+
+    /// The metadata directory served.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.repo.repo_dir().metadata_dir()
+    }
+}
+
+/// Runs the updog binary with `--sysroot sysroot`.
+pub fn updog(sysroot: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_updog"))
+        .args(args)
+        .arg("--sysroot")
+        .arg(sysroot)
+        .env_remove("RUST_LOG")
+        .env("UPDOG_READ_TIMEOUT_MS", "3000")
+        .output()
+        .unwrap()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "updog failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a refusal: exit code 1 and exactly one line on stderr, `updog: Failed ...`,
+/// containing every one of `needles`. Returns the line.
+pub fn refused(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "expected a refusal: {stderr}");
+    let lines: Vec<&str> = stderr.trim_end().lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected on stderr: {stderr}");
+    let line = lines[0];
+    assert!(line.starts_with("updog: Failed to "), "{line}");
+    for needle in needles {
+        assert!(line.contains(needle), "'{needle}' not in: {line}");
+    }
+    line.to_string()
+}
+
+/// The active set's BOOT, ROOT and HASH bytes (hashed) and their GPT entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveFingerprint(Vec<String>);
+
+pub fn active_fingerprint(node: &TestNode) -> ActiveFingerprint {
+    let disk = node.signpost().unwrap();
+    let parts = disk.partitions(SetId::A).clone();
+    let mut out = Vec::new();
+    for (which, part) in [
+        ("boot", &parts.boot),
+        ("root", &parts.root),
+        ("hash", &parts.hash),
+    ] {
+        let bytes = node
+            .read_partition(SetId::A, which, part.size_bytes())
+            .unwrap();
+        out.push(hex::encode(Sha256::digest(&bytes)));
+        out.push(format!("{:?}", disk.table().entry(part.number).unwrap()));
+    }
+    ActiveFingerprint(out)
+}
+
+/// The inactive set B is unbootable: priority 0, tries 0, not successful.
+pub fn assert_inactive_unbootable(node: &TestNode) {
+    let flags = node.signpost().unwrap().flags(SetId::B);
+    assert!(
+        flags.priority.is_zero() && flags.tries_left.is_zero() && !flags.successful,
+        "set B should be unbootable: {flags}"
+    );
+}
+
+/// Runs `update-image` and checks it is refused with a one-line error containing `needles`,
+/// set B left unbootable and set A unchanged. Returns the error line.
+pub fn assert_install_refused(world: &World, args: &[&str], needles: &[&str]) -> String {
+    let before = active_fingerprint(&world.node);
+    let mut all = vec!["update-image", "--progress", "none"];
+    all.extend_from_slice(args);
+    let line = refused(&world.updog(&all), needles);
+    eprintln!("refused: {line}");
+    assert_inactive_unbootable(&world.node);
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+    assert!(
+        !world.node.sysroot.join("run/updog.lock").exists()
+            || std::fs::read(world.node.sysroot.join("run/updog.lock"))
+                .unwrap()
+                .is_empty(),
+        "the lock file still names a holder"
+    );
+    line
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Writes an lz4 frame of `src` bytes to `dst`.
+pub fn lz4_file(bytes: impl std::io::Read, dst: &Path) {
+    let mut input = bytes;
+    let file = std::fs::File::create(dst).unwrap();
+    let mut enc = lz4_flex::frame::FrameEncoder::new(file);
+    std::io::copy(&mut input, &mut enc).unwrap();
+    enc.finish().unwrap();
+}
+
+/// A release like `base` but with other lz4 image files (what publishing reads).
+pub fn with_images(
+    base: &BuiltRelease,
+    version: &str,
+    boot: Option<&Path>,
+    root: Option<&Path>,
+    hash: Option<&Path>,
+) -> BuiltRelease {
+    let mut release = base.clone();
+    release.version = version.parse().unwrap();
+    if let Some(p) = boot {
+        release.images.boot.lz4_path = p.to_path_buf();
+    }
+    if let Some(p) = root {
+        release.images.root.lz4_path = p.to_path_buf();
+    }
+    if let Some(p) = hash {
+        release.images.hash.lz4_path = p.to_path_buf();
+    }
+    release
+}
+
+/// Runs a future on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Publishes `release` with repo-tools directly: signed by `keys`, at time `now`.
+pub fn publish_at(world: &World, release: &BuiltRelease, keys: &[PathBuf], now: jiff::Timestamp) {
+    let images = &release.images;
+    let spec = repo_tools::publish::Release {
+        version: release.version.clone(),
+        boot: images.boot.lz4_path.clone(),
+        root: images.root.lz4_path.clone(),
+        hash: images.hash.lz4_path.clone(),
+        migrations: Vec::new(),
+        migrations_from: None,
+        max_version: None,
+        waves: repo_tools::publish::WaveSpec::None,
+    };
+    block_on(repo_tools::publish::publish(
+        &world.repo.repo_dir(),
+        None,
+        Some(&world.repo.root_json),
+        &spec,
+        keys,
+        repo_tools::sign::Expiries::defaults(now),
+        now,
+    ))
+    .unwrap();
+}
+
+/// Rotates the repository's root to N+1: a new key replaces the old one for `roles`; signed by
+/// the old and new keys. Returns the new key.
+pub fn rotate_root(world: &World, roles: &[tough::schema::RoleType], name: &str) -> PathBuf {
+    let repo_dir = world.repo.repo_dir();
+    let new_key = world.work.path().join(format!("{name}.pem"));
+    repo_tools::keys::generate(repo_tools::keys::KeyType::Ed25519, &new_key).unwrap();
+    let (version, latest) = repo_dir.latest_root().unwrap().unwrap();
+    let new_root = world.work.path().join(format!("{name}.root.json"));
+    std::fs::copy(&latest, &new_root).unwrap();
+    let old_id = repo_tools::keys::key_id(&world.repo.key).unwrap();
+    repo_tools::root::remove_key(&new_root, &old_id, roles).unwrap();
+    repo_tools::root::add_key(&new_root, &new_key, roles).unwrap();
+    repo_tools::root::set_version(&new_root, std::num::NonZeroU64::new(version + 1).unwrap())
+        .unwrap();
+    let keys = [world.repo.key.clone(), new_key.clone()];
+    block_on(repo_tools::root::sign(&new_root, &keys, Some(&latest))).unwrap();
+    let now = repo_tools::time::now();
+    block_on(repo_tools::publish::rotate_root(
+        &repo_dir,
+        Some(&world.repo.root_json),
+        &new_root,
+        &keys,
+        repo_tools::sign::Expiries::defaults(now),
+        now,
+    ))
+    .unwrap();
+    new_key
+}

@@ -1,0 +1,361 @@
+//! End to end: check, install, apply on a node directory against a real repository served over
+//! HTTP on loopback (and from file://); the seed, the lock and SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use signpost::SetId;
+use std::time::Duration;
+use testsys::Fault;
+
+#[test]
+fn check_install_verify_and_apply_end_to_end() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    // Nothing newer yet.
+    let out = world.updog(&["check-update"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no update available"
+    );
+
+    let second = world.release("1.1.0");
+    let out = world.updog(&["check-update", "--json"]);
+    let stdout = ok(&out);
+    let updates: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(updates[0]["version"], "1.1.0", "{stdout}");
+    assert_eq!(updates.as_array().unwrap().len(), 1);
+    let all: serde_json::Value =
+        serde_json::from_str(&ok(&world.updog(&["check-update", "--all", "--json"]))).unwrap();
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        2,
+        "1.1.0 and 1.0.0 are both applicable"
+    );
+
+    let before = active_fingerprint(&world.node);
+    let out = world.updog(&["update-image", "--progress", "json"]);
+    let stdout = ok(&out);
+    let phases: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["phase"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for phase in [
+        "refresh",
+        "cache",
+        "clear",
+        "download",
+        "verify",
+        "mark-valid",
+        "done",
+    ] {
+        assert!(
+            phases.iter().any(|p| p == phase),
+            "no {phase} event: {stdout}"
+        );
+    }
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+
+    // Set B is valid with one try, not yet applied; its partitions hold the new images.
+    let disk = world.node.signpost().unwrap();
+    let b = disk.flags(SetId::B);
+    assert_eq!(
+        (b.priority.get(), b.tries_left.get(), b.successful),
+        (0, 1, false)
+    );
+    drop(disk);
+    for (which, image) in [
+        ("root", &second.images.root),
+        ("boot", &second.images.boot),
+        ("hash", &second.images.hash),
+    ] {
+        let on_disk = world
+            .node
+            .read_partition(SetId::B, which, image.size)
+            .unwrap();
+        assert!(
+            on_disk == std::fs::read(&image.path).unwrap(),
+            "{which} differs"
+        );
+    }
+    // The migration cache is a repository in the published layout.
+    let sysroot = &world.node.sysroot;
+    assert!(
+        sysroot
+            .join("var/cache/updog/metadata/1.root.json")
+            .is_file()
+    );
+    assert!(
+        sysroot
+            .join("var/cache/updog/metadata/timestamp.json")
+            .is_file()
+    );
+    let cached: Vec<String> = std::fs::read_dir(sysroot.join("var/lib/updog/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().any(|n| n.ends_with(".manifest.json")),
+        "{cached:?}"
+    );
+    let state: updog::TrustedState = serde_json::from_slice(
+        &std::fs::read(sysroot.join("var/lib/updog/trusted-state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state.root == 1 && state.timestamp > 1);
+
+    // Apply: B boots next; revert undoes it; apply again.
+    assert_eq!(
+        ok(&world.updog(&["update-apply"])).trim(),
+        "set B boots next"
+    );
+    assert_eq!(world.node.signpost().unwrap().next_boot(), Some(SetId::B));
+    ok(&world.updog(&["update-revert"]));
+    assert_eq!(world.node.signpost().unwrap().next_boot(), Some(SetId::A));
+    assert_eq!(world.updog(&["update-revert"]).status.code(), Some(3));
+    ok(&world.updog(&["update-apply"]));
+    let disk = world.node.signpost().unwrap();
+    let b = disk.flags(SetId::B);
+    assert_eq!((b.priority.get(), b.tries_left.get()), (2, 1));
+    assert_eq!(disk.next_boot(), Some(SetId::B));
+}
+
+#[test]
+fn update_with_reboot_runs_the_configured_command_and_nothing_staged_is_exit_3() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    assert_eq!(world.updog(&["update-apply"]).status.code(), Some(3));
+    world.release("1.1.0");
+    let marker = world.work.path().join("rebooted");
+    let script = world.work.path().join("reboot.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", marker.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let toml = world.node.sysroot.join("etc/updog.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str(&format!(
+        "reboot_command = [\"{}\", \"now\"]\n",
+        script.display()
+    ));
+    std::fs::write(&toml, text).unwrap();
+    ok(&world.updog(&["update", "--reboot", "--progress", "none"]));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "now");
+    assert_eq!(world.node.signpost().unwrap().next_boot(), Some(SetId::B));
+}
+
+#[test]
+fn a_file_url_repository_installs_offline() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let second = world.release("1.1.0");
+    let (metadata, targets) = world.repo.repo_dir().urls().unwrap();
+    let toml = world.node.sysroot.join("etc/updog.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\nseed = 42\n"
+        ),
+    )
+    .unwrap();
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert!(world.server.requests().is_empty(), "nothing went over HTTP");
+    let root = world
+        .node
+        .read_partition(SetId::B, "root", second.images.root.size)
+        .unwrap();
+    assert!(root == std::fs::read(&second.images.root.path).unwrap());
+    assert_eq!(
+        world
+            .node
+            .signpost()
+            .unwrap()
+            .flags(SetId::B)
+            .tries_left
+            .get(),
+        1
+    );
+}
+
+#[test]
+fn the_seed_is_generated_once_and_kept_and_the_config_seed_wins() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let toml = world.node.sysroot.join("etc/updog.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("seed = 42\n", "");
+    std::fs::write(&toml, &text).unwrap();
+    let seed_file = world.node.sysroot.join("var/lib/updog/seed");
+    assert!(!seed_file.exists());
+    assert_eq!(world.updog(&["check-update"]).status.code(), Some(3));
+    let seed: u32 = std::fs::read_to_string(&seed_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(seed < 2048);
+    for _ in 0..2 {
+        world.updog(&["check-update"]);
+        assert_eq!(
+            std::fs::read_to_string(&seed_file).unwrap().trim(),
+            seed.to_string()
+        );
+    }
+    // A configured seed wins and leaves the file alone; a bad one is named.
+    std::fs::write(&toml, format!("{text}seed = 7\n")).unwrap();
+    world.updog(&["check-update"]);
+    assert_eq!(
+        std::fs::read_to_string(&seed_file).unwrap().trim(),
+        seed.to_string()
+    );
+    std::fs::write(&toml, format!("{text}seed = 5000\n")).unwrap();
+    refused(&world.updog(&["check-update"]), &["field 'seed'", "5000"]);
+}
+
+#[test]
+fn a_second_updater_exits_4_naming_the_holder() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let lock = updog::UpdateLock::acquire(
+        &world.node.sysroot.join("run/updog.lock"),
+        "updog update-image",
+    )
+    .unwrap();
+    let before = active_fingerprint(&world.node);
+    let out = world.updog(&["update-image"]);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "held by pid {} (updog update-image)",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(world.updog(&["update-apply"]).status.code(), Some(4));
+    assert_eq!(active_fingerprint(&world.node), before);
+    drop(lock);
+    assert_eq!(world.updog(&["update-image"]).status.code(), Some(3));
+}
+
+#[test]
+fn sigterm_during_an_install_leaves_the_set_unbootable_and_the_lock_free() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.1.0");
+    let root = world.target_file("1.1.0-root.ext4.lz4");
+    let name = root.file_name().unwrap().to_string_lossy().into_owned();
+    // Stall well after the start of the root image, for longer than the test waits.
+    world.server.inject(
+        &name,
+        Fault::StallAfter(4000, Duration::from_secs(20)),
+        None,
+    );
+    let before = active_fingerprint(&world.node);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_updog"))
+        .args(["update-image", "--progress", "json", "--sysroot"])
+        .arg(&world.node.sysroot)
+        .env("UPDOG_READ_TIMEOUT_MS", "60000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the download has started.
+    let started = std::time::Instant::now();
+    while !world
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with(&name) && r.body_bytes > 0)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "download never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let lock = std::fs::read_to_string(world.node.sysroot.join("run/updog.lock")).unwrap();
+    assert!(lock.contains(&child.id().to_string()), "{lock}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "it stopped promptly"
+    );
+    refused(&out, &["cancelled"]);
+    assert_inactive_unbootable(&world.node);
+    assert_eq!(active_fingerprint(&world.node), before);
+    // The lock is free: another updater may take it at once.
+    updog::UpdateLock::acquire(&world.node.sysroot.join("run/updog.lock"), "test").unwrap();
+}
+
+#[test]
+fn a_stalled_transfer_times_out_per_read_and_resumes() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let second = world.release("1.1.0");
+    let root = world.target_file("1.1.0-root.ext4.lz4");
+    let name = root.file_name().unwrap().to_string_lossy().into_owned();
+    world.server.inject(
+        &name,
+        Fault::StallAfter(4000, Duration::from_secs(30)),
+        Some(1),
+    );
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updog"))
+        .args(["update-image", "--progress", "none", "--sysroot"])
+        .arg(&world.node.sysroot)
+        .env("UPDOG_READ_TIMEOUT_MS", "1000")
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stall was not waited out"
+    );
+    assert!(
+        world
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with(&name) && r.range.as_deref() == Some("bytes=4000-")),
+        "{:?}",
+        world.server.requests()
+    );
+    let on_disk = world
+        .node
+        .read_partition(SetId::B, "root", second.images.root.size)
+        .unwrap();
+    assert!(on_disk == std::fs::read(&second.images.root.path).unwrap());
+}
