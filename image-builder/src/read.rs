@@ -87,12 +87,10 @@ pub fn read_root_info<T: Read + Seek + 'static>(root: ImageRegion<T>) -> Result<
     let os_release = read_text(&fs, "ROOT", ROOT_OS_RELEASE_PATH)?.parse()?;
     let root_json = read_limited(&fs, "ROOT", ROOT_TUF_ROOT_PATH, MAX_ROOT_JSON)?;
     let checks = format!("/{ROOT_HEALTH_CHECKS_PATH}");
-    let health_checks = if fs
-        .exists(checks.as_str())
-        .context(error::ReadExt4Snafu {
-            image: "ROOT",
-            path: ROOT_HEALTH_CHECKS_PATH,
-        })? {
+    let health_checks = if fs.exists(checks.as_str()).context(error::ReadExt4Snafu {
+        image: "ROOT",
+        path: ROOT_HEALTH_CHECKS_PATH,
+    })? {
         Some(read_text(&fs, "ROOT", ROOT_HEALTH_CHECKS_PATH)?)
     } else {
         None
