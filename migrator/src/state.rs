@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The version links are the truth about which version the datastore is at; this file is only
-//! written after them. When the two disagree after a crash, [`reconcile`] decides from the links
+//! written after them. When the two disagree after a crash, `reconcile` decides from the links
 //! (see docs/datastore.md, "Crash safety"). Written atomically (temporary file, sync, rename,
 //! directory sync).
 

@@ -21,11 +21,13 @@
 //! client's view, including every injectable fault.
 #![deny(missing_docs)]
 
+mod bins;
 mod error;
 mod node;
 mod repo;
 mod server;
 
+pub use bins::binary;
 pub use error::{Error, Result};
 pub use node::{DISK_IMAGE, NodeSpec, TestNode};
 pub use repo::{BuiltRelease, PublishOptions, TestRepo};

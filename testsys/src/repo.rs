@@ -184,6 +184,28 @@ impl TestRepo {
         Ok(built)
     }
 
+    /// Changes a published release's waves (signed and written like `repo-tool release waves`).
+    pub fn set_waves(&self, version: &str, waves: WaveSpec) -> Result<()> {
+        let now = repo_tools::time::now();
+        let version: Version = version.parse().map_err(|_| error::Error::Io {
+            action: format!("parse version '{version}' of"),
+            path: self.dir.clone(),
+            source: std::io::Error::other("not a semantic version"),
+        })?;
+        block_on(repo_tools::publish::change(
+            &self.repo_dir(),
+            Some(&self.root_json),
+            &repo_tools::publish::Change::Waves(version.clone(), waves),
+            std::slice::from_ref(&self.key),
+            Expiries::defaults(now),
+            now,
+        ))
+        .context(error::RepoSnafu {
+            action: format!("set the waves of {version}"),
+        })?;
+        Ok(())
+    }
+
     /// The metadata and targets URLs of this repository under a server's base URL.
     pub fn urls(&self, server_url: &str) -> (String, String) {
         (

@@ -98,7 +98,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .context(error::IoSnafu {
             verb: "sync directory",
             path: dir,
-        })
+        })?;
+    powercut::point(&format!("updog.write.{name}"));
+    Ok(())
 }
 
 #[cfg(test)]

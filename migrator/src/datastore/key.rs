@@ -2,7 +2,7 @@
 //!
 //! A key is a list of segments joined by `.`; a segment holding a `.` is written in double
 //! quotes, as Bottlerocket does. [`Key::new`] is the one validating constructor: every other way
-//! of making a key goes through it or through [`check_segment`].
+//! of making a key goes through it or through `check_segment`.
 
 use crate::error::{Error, Result};
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Migrations, both kinds, and running them at boot.
 //!
-//! A migration target whose name ends in `.json.lz4` is a [declarative](declarative) document;
-//! any other is an [executable](executable). Both are lz4 frames, verified by tough against the
+//! A migration target whose name ends in `.json.lz4` is a declarative document;
+//! any other is an executable. Both are lz4 frames, verified by tough against the
 //! cached targets.json before anything reads them.
 
 pub mod declarative;
