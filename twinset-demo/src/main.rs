@@ -2,16 +2,17 @@
 //!
 //! A publisher makes keys and a root and publishes releases to a repository served over HTTP on
 //! loopback: 1.0.0; 1.1.0 with a migration that changes a setting; later 1.2.0, whose health
-//! check fails. A node in a temporary directory boots 1.0.0, updates to 1.1.0 with `updog`
-//! (reboot, migration forward, health gate passes, set marked), then to 1.2.0 (health gate
-//! fails, reboot, the bootloader falls back to 1.1.0, the datastore goes back to the 1.1.0 copy,
-//! the setting intact, 1.2.0 not offered again). Every step prints what happened, both sets'
+//! check fails. A node in a temporary directory boots 1.0.0 and runs the update API server; the
+//! updates go through `apiclient update apply --reboot`, as an operator or a Kubernetes operator
+//! drives them: to 1.1.0 (reboot, migration forward, health gate passes, set marked), then to
+//! 1.2.0 (health gate fails, reboot, the bootloader falls back to 1.1.0, the datastore goes back
+//! to the 1.1.0 copy, the setting intact, 1.2.0 not offered again). Every step prints what happened, both sets'
 //! flags, the datastore version and the setting, and a table sums it up at the end.
 //!
 //! Usage: `twinset-demo [--keep]`, through `./demo`, which builds it and the binaries it runs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
 use testsys::{HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
 
@@ -58,6 +59,14 @@ struct Demo {
     bin: PathBuf,
     node: TestNode,
     rows: Vec<[String; 6]>,
+    server: Option<Child>,
+    server_log: PathBuf,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
 }
 
 fn run(keep: bool) -> Result<()> {
@@ -67,7 +76,7 @@ fn run(keep: bool) -> Result<()> {
         .parent()
         .ok_or("the demo binary has no directory")?
         .to_path_buf();
-    for tool in ["updog", "node-sim"] {
+    for tool in ["updog", "node-sim", "update-api", "apiclient"] {
         if !bin.join(tool).is_file() {
             return Err(format!("'{tool}' is not built next to the demo; run ./demo").into());
         }
@@ -110,10 +119,13 @@ fn run(keep: bool) -> Result<()> {
     config.push_str("reboot_command = [\"true\"]\n");
     std::fs::write(&toml, config)?;
     say(&format!("node directory {}", node.sysroot.display()));
+    let server_log = work.path().join("update-api.log");
     let mut demo = Demo {
         bin,
         node,
         rows: Vec::new(),
+        server: None,
+        server_log,
     };
 
     chapter("Power on");
@@ -127,9 +139,13 @@ fn run(keep: bool) -> Result<()> {
     ));
     demo.row("booted 1.0.0")?;
 
-    chapter("Update to 1.1.0");
-    demo.tool("updog", &["check-update"], &[])?;
-    demo.tool("updog", &["update", "--reboot"], &[])?;
+    chapter("Update to 1.1.0 through the update API");
+    demo.tool("apiclient", &["update", "check"], &[])?;
+    demo.tool(
+        "apiclient",
+        &["update", "apply", "--check", "--reboot"],
+        &[],
+    )?;
     demo.row("1.1.0 written to B, applied")?;
     say("reboot");
     demo.boot()?;
@@ -138,7 +154,11 @@ fn run(keep: bool) -> Result<()> {
     chapter("Update to 1.2.0, whose health check fails");
     repo.release("1.2.0", &image(FAILING), &with(&color))?;
     say("the publisher releases 1.2.0, whose image ships a health check that fails");
-    demo.tool("updog", &["update", "--reboot"], &[])?;
+    demo.tool(
+        "apiclient",
+        &["update", "apply", "--check", "--reboot"],
+        &[],
+    )?;
     demo.row("1.2.0 written to A, applied")?;
     say("reboot");
     demo.boot()?;
@@ -146,8 +166,8 @@ fn run(keep: bool) -> Result<()> {
     say("the gate asked for a reboot; set A spent its only try and was never marked");
     demo.boot()?;
     demo.row("fell back to 1.1.0")?;
-    say("1.2.0 failed its first boot, so updog does not offer it again:");
-    demo.tool("updog", &["check-update"], &[3])?;
+    say("1.2.0 failed its first boot, so it is not offered again:");
+    demo.tool("apiclient", &["update", "check"], &[])?;
 
     chapter("Summary");
     demo.summary();
@@ -163,9 +183,48 @@ fn run(keep: bool) -> Result<()> {
 }
 
 impl Demo {
-    fn boot(&self) -> Result<()> {
+    /// A (re)boot: the API server goes down with the node, the node boots, the server starts.
+    fn boot(&mut self) -> Result<()> {
+        self.stop_server();
         // Exit code 10: the boot failed and asks for a reboot, which the story then does.
-        self.tool("node-sim", &["boot"], &[10])
+        self.tool("node-sim", &["boot"], &[10])?;
+        self.start_server()
+    }
+
+    fn start_server(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.server_log)?;
+        let child = Command::new(self.bin.join("update-api"))
+            .arg("--sysroot")
+            .arg(&self.node.sysroot)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.server = Some(child);
+        let socket = self.node.sysroot.join("run/api.sock");
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the update API did not start; see {}",
+                    self.server_log.display()
+                )
+                .into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn stop_server(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            // SIGTERM lets it stop a running command cleanly; a reboot would do the same.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
     }
 
     /// Runs one of the project's binaries against the node, showing the command and its output.

@@ -120,21 +120,7 @@ pub struct Bar;
 impl ProgressSink for Bar {
     fn event(&self, event: &ProgressEvent) {
         let mut err = std::io::stderr().lock();
-        let text = match (event.phase, &event.image, event.bytes_total) {
-            (Phase::Download, Some(image), Some(total)) if total > 0 => {
-                let pct = event.bytes_done.saturating_mul(100) / total;
-                let filled = (pct / 5) as usize;
-                format!(
-                    "{image:>4} [{}{}] {pct:>3}% {:.1}/{:.1} MiB {:.1} MiB/s",
-                    "#".repeat(filled),
-                    " ".repeat(20 - filled.min(20)),
-                    event.bytes_done as f64 / 1048576.0,
-                    total as f64 / 1048576.0,
-                    event.rate.unwrap_or(0.0) / 1048576.0
-                )
-            }
-            (phase, _, _) => format!("{phase:?}").to_lowercase(),
-        };
+        let text = bar_line(event);
         let _ = write!(err, "\r\x1b[2K{text}");
         if event.phase == Phase::Done {
             let _ = writeln!(err);
@@ -143,9 +129,48 @@ impl ProgressSink for Bar {
     }
 }
 
+/// One line of the terminal bar: image, bar, percentage, bytes, rate and time left.
+fn bar_line(event: &ProgressEvent) -> String {
+    match (event.phase, &event.image, event.bytes_total) {
+        (Phase::Download, Some(image), Some(total)) if total > 0 => {
+            let pct = event.bytes_done.saturating_mul(100) / total;
+            let filled = ((pct / 5) as usize).min(20);
+            let rate = event.rate.unwrap_or(0.0);
+            let eta = if rate > 0.0 {
+                let secs = total.saturating_sub(event.bytes_done) as f64 / rate;
+                format!("ETA {}:{:02}", (secs as u64) / 60, (secs as u64) % 60)
+            } else {
+                "ETA --:--".to_string()
+            };
+            format!(
+                "{image:>4} [{}{}] {pct:>3}% {:.1}/{:.1} MiB {:.1} MiB/s {eta}",
+                "#".repeat(filled),
+                " ".repeat(20 - filled),
+                event.bytes_done as f64 / 1048576.0,
+                total as f64 / 1048576.0,
+                rate / 1048576.0
+            )
+        }
+        (phase, _, _) => format!("{phase:?}").to_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_shows_bytes_rate_and_time_left() {
+        let mut event = ProgressEvent::phase(Phase::Download, Some("1.1.0"));
+        event.image = Some("root".into());
+        event.bytes_done = 50 << 20;
+        event.bytes_total = Some(200 << 20);
+        event.rate = Some(f64::from(10u32 << 20));
+        assert_eq!(
+            bar_line(&event),
+            "root [#####               ]  25% 50.0/200.0 MiB 10.0 MiB/s ETA 0:15"
+        );
+    }
 
     #[test]
     fn events_are_json_lines_and_the_documented_example_parses() {
