@@ -1,7 +1,9 @@
 //! Migrates a datastore of 10,000 keys through 5 declarative migrations (1.0.0 -> 1.5.0), the
 //! whole boot-time step: loading the cached repository with tough, verifying the targets,
-//! running the migrations into fresh directories, flipping and pruning. Prints a table; see
-//! docs/benchmarks.md. Run: `cargo bench -p migrator --bench migrate`.
+//! running the migrations, flipping and pruning. The keys are written once; each of
+//! `MIGRATOR_BENCH_ROUNDS` rounds (default 5) migrates a synced copy of that node up and back
+//! down, and the table gives the median. See docs/benchmarks.md. Run:
+//! `cargo bench -p migrator --bench migrate`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -57,19 +59,49 @@ fn main() {
     let fill = before_fill.elapsed();
     let keys = ds.list(None).unwrap().len();
 
-    node.boot("1.5.0");
+    // Each round migrates its own copy of the filled node, synced first so that the migrator's
+    // own sync pays only for what the migration wrote.
+    let rounds: usize = std::env::var("MIGRATOR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    let mut outcome = None;
+    let mut after = 0;
     let rss_before = peak_rss_kib();
-    let start = Instant::now();
-    let outcome = migrator::migrate(&node.options()).unwrap();
-    let elapsed = start.elapsed();
-    let after = node.current().list(None).unwrap().len();
-    let start_back = Instant::now();
-    migrator::confirm(&node.datastore()).unwrap();
-    node.boot("1.0.0");
-    migrator::migrate(&node.options()).unwrap();
-    let back = start_back.elapsed();
+    for round in 0..rounds.max(1) {
+        let copy = Node {
+            sysroot: work.path().join(format!("round-{round}")),
+        };
+        copy_dir(&node.sysroot, &copy.sysroot);
+        let synced = std::process::Command::new("sync").status();
+        assert!(synced.is_ok_and(|s| s.success()), "sync");
 
-    println!("{outcome}");
+        copy.boot("1.5.0");
+        let start = Instant::now();
+        outcome = Some(migrator::migrate(&copy.options()).unwrap());
+        up.push(start.elapsed().as_secs_f64());
+        after = copy.current().list(None).unwrap().len();
+
+        let start_back = Instant::now();
+        migrator::confirm(&copy.datastore()).unwrap();
+        copy.boot("1.0.0");
+        migrator::migrate(&copy.options()).unwrap();
+        down.push(start_back.elapsed().as_secs_f64());
+        std::fs::remove_dir_all(&copy.sysroot).unwrap();
+    }
+    let summary = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        format!(
+            "{:.3} s (min {:.3}, max {:.3}, {} runs)",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+            times.len()
+        )
+    };
+
+    println!("{}", outcome.unwrap());
     println!("| measure | value |");
     println!("|---|---|");
     println!("| keys before / after | {keys} / {after} |");
@@ -78,12 +110,12 @@ fn main() {
         fill.as_secs_f64()
     );
     println!(
-        "| migrate 1.0.0 -> 1.5.0 (5 declarative) | {:.3} s |",
-        elapsed.as_secs_f64()
+        "| migrate 1.0.0 -> 1.5.0 (5 declarative), median | {} |",
+        summary(&mut up)
     );
     println!(
-        "| confirm + migrate back 1.5.0 -> 1.0.0 | {:.3} s |",
-        back.as_secs_f64()
+        "| confirm + migrate back 1.5.0 -> 1.0.0, median | {} |",
+        summary(&mut down)
     );
     println!("| peak RSS before migrating | {} KiB |", rss_before);
     println!("| peak RSS of the process | {} KiB |", peak_rss_kib());

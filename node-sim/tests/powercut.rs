@@ -151,7 +151,15 @@ fn a_power_cut_at_every_durable_point_of_an_update_and_a_boot_leaves_a_whole_nod
         String::from_utf8_lossy(&out.stderr)
     );
     let update_points = points(&log);
-    assert!(update_points.len() >= 5, "{update_points:?}");
+    assert!(update_points.len() >= 8, "{update_points:?}");
+    assert_eq!(
+        update_points
+            .iter()
+            .filter(|p| *p == "updog.partition-synced")
+            .count(),
+        3,
+        "each of BOOT, HASH and ROOT is synced at a point of its own"
+    );
     all_points.extend(update_points.iter().cloned());
     for n in 1..=update_points.len() {
         let node_dir = work.join(format!("update-{n}"));

@@ -1,4 +1,4 @@
-//! The state follows the disk. [`derive`] combines the last status the server knew (from memory,
+//! The state follows the disk. [`derive()`] combines the last status the server knew (from memory,
 //! or from `run/update-status.json` after a restart) with what signpost says now:
 //!
 //! 1. The booted image differs from the status's `active_partition` (the node rebooted into

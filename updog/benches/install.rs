@@ -2,7 +2,9 @@
 //! an ext4 about 80 % full of ordinary files copied from /usr, lz4-compressed, published and
 //! served on loopback. Reports wall time, MB/s, CPU time and peak RSS of
 //! `updog update-image` next to `curl | lz4 -dc | dd conv=fsync` writing the same ROOT image
-//! into the same partition. Both are measured with GNU time (`/usr/bin/time`).
+//! into the same partition. Both are measured with GNU time (`/usr/bin/time`), in
+//! `UPDOG_BENCH_ROUNDS` rounds (default 6): the first is cold, the table gives the medians of the
+//! others.
 //!
 //! `cargo bench -p updog --bench install` (see docs/benchmarks.md).
 
@@ -97,8 +99,16 @@ fn main() {
         "curl -sS --fail '{url}' | lz4 -dc | dd of='{disk}' bs=1M seek={} oflag=seek_bytes conv=notrunc,fsync status=none",
         root_part.byte_range().start
     );
-    let mut results = Vec::new();
-    for round in 0..2 {
+    // Round 0 is cold (the served file and the tools are not in the page cache yet); the
+    // table gives the median of the warm rounds, so that one slow round on a shared machine
+    // does not decide the result.
+    let rounds: usize = std::env::var("UPDOG_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+        .max(2);
+    let mut warm: Vec<(Measured, Measured)> = Vec::new();
+    for round in 0..rounds {
         let base = time(&["sh", "-c", &pipeline]);
         let ours = time(&[
             updog.to_str().expect("path"),
@@ -109,25 +119,34 @@ fn main() {
             &sysroot,
         ]);
         eprintln!(
-            "round {round}: updog {:.2}s, pipeline {:.2}s",
-            ours.wall, base.wall
+            "round {round}: updog {:.2}s, pipeline {:.2}s, ratio {:.2}",
+            ours.wall,
+            base.wall,
+            ours.wall / base.wall
         );
-        results = vec![ours, base];
+        if round > 0 {
+            warm.push((ours, base));
+        }
     }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratio = median(warm.iter().map(|(o, b)| o.wall / b.wall).collect());
+    let ours = Measured::median(warm.iter().map(|(o, _)| o));
+    let base = Measured::median(warm.iter().map(|(_, b)| b));
     let image = (mib << 20) as f64 / 1e6;
     println!(
-        "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4; best of the second round\n",
+        "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4; median of {} warm rounds\n",
         copied >> 20,
-        root_lz4 as f64 / 1048576.0
+        root_lz4 as f64 / 1048576.0,
+        warm.len()
     );
     println!("| | wall s | MB/s (decompressed ROOT) | CPU s | peak RSS MiB |");
     println!("|---|---|---|---|---|");
     for (name, m) in [
-        ("updog update-image (ROOT+BOOT+HASH, verified)", &results[0]),
-        (
-            "curl \\| lz4 -dc \\| dd conv=fsync (ROOT only)",
-            &results[1],
-        ),
+        ("updog update-image (ROOT+BOOT+HASH, verified)", &ours),
+        ("curl \\| lz4 -dc \\| dd conv=fsync (ROOT only)", &base),
     ] {
         println!(
             "| {name} | {:.2} | {:.0} | {:.2} | {:.1} |",
@@ -138,9 +157,28 @@ fn main() {
         );
     }
     println!(
-        "\nratio updog/pipeline wall time: {:.2}",
-        results[0].wall / results[1].wall
+        "\nratio updog/pipeline wall time: median {ratio:.2} (per round: {})",
+        warm.iter()
+            .map(|(o, b)| format!("{:.2}", o.wall / b.wall))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+}
+
+impl Measured {
+    /// The median of each measure on its own (peak RSS: the largest).
+    fn median<'a>(all: impl Iterator<Item = &'a Measured>) -> Measured {
+        let all: Vec<&Measured> = all.collect();
+        let mid = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Measured {
+            wall: mid(all.iter().map(|m| m.wall).collect()),
+            cpu: mid(all.iter().map(|m| m.cpu).collect()),
+            rss_kib: all.iter().map(|m| m.rss_kib).max().unwrap_or(0),
+        }
+    }
 }
 
 /// Runs `argv` under GNU time; panics if it fails.

@@ -45,6 +45,20 @@ pub enum Error {
         expected: u64,
     },
 
+    /// A run of data given to [`HashTree::check_blocks`](crate::HashTree::check_blocks) is not
+    /// whole blocks within the tree.
+    #[snafu(display(
+        "Failed to verify data: {len} bytes from data block {first_block} are not whole blocks within the {data_blocks} blocks the tree covers"
+    ))]
+    DataOutOfTree {
+        /// The first block of the run.
+        first_block: u64,
+        /// Bytes in the run.
+        len: u64,
+        /// Blocks the tree covers.
+        data_blocks: u64,
+    },
+
     /// Writing the hash image failed.
     #[snafu(display("Failed to write hash image: {source}"))]
     WriteHash {

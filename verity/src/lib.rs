@@ -74,4 +74,4 @@ pub use region::Region;
 pub use superblock::{SUPERBLOCK_SIZE, Superblock};
 pub use types::{DEFAULT_BLOCK_SIZE, DIGEST_SIZE, HashAlgorithm, MAX_SALT_SIZE, RootHash, Salt};
 pub use uuid::Uuid;
-pub use verify::{read_superblock, verify};
+pub use verify::{HashTree, read_superblock, verify};

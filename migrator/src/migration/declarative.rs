@@ -216,8 +216,24 @@ impl Document {
         kept: Option<&Path>,
     ) -> Result<()> {
         fsutil::link_tree(input, output)?;
-        let live = Area::new(output.join(layout::LIVE), false);
-        let pending = pending_areas(output)?;
+        self.apply_in_place(name, output, direction, kept)
+    }
+
+    /// Applies the operations to the version directory `dir` itself: a directory that only
+    /// this run has made and that nothing points at yet (the output of [`migrate_dir`] or of
+    /// the migration before this one), so that consecutive declarative migrations share one
+    /// copy of the tree. The caller removes `dir` when this fails.
+    ///
+    /// [`migrate_dir`]: Document::migrate_dir
+    pub fn apply_in_place(
+        &self,
+        name: &str,
+        dir: &Path,
+        direction: Direction,
+        kept: Option<&Path>,
+    ) -> Result<()> {
+        let live = Area::new(dir.join(layout::LIVE), false);
+        let pending = pending_areas(dir)?;
         let kept_live = kept.map(|k| Area::new(k.join(layout::LIVE), false));
         let ops: Vec<(usize, &Operation)> = match direction {
             Direction::Forward => self.operations.iter().enumerate().collect(),

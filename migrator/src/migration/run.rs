@@ -2,9 +2,10 @@
 //!
 //! [`migrate`] reconciles the state file with the links (finishing or discarding what a crash
 //! interrupted), falls back to the kept previous directory when the current version was never
-//! confirmed, then runs the manifest's migrations from the cache, each into a fresh directory,
-//! and flips `current` to the last. [`confirm`] marks the current version confirmed and prunes
-//! the datastore to the current and previous directories.
+//! confirmed, then runs the manifest's migrations from the cache into fresh directories
+//! (consecutive declarative migrations share one; see `run_chain`), and flips `current` to the
+//! last. [`confirm`] marks the current version confirmed and prunes the datastore to the current
+//! and previous directories.
 
 use super::declarative::Document;
 use super::{Direction, Kind, decompress, executable};
@@ -299,8 +300,15 @@ fn kept_for(
     (previous_version == *from).then(|| root.join(previous))
 }
 
-/// Runs the migrations, each from the previous output into a fresh `v<target>_<random>`
-/// directory; returns the last one's name. On failure every output made is removed.
+/// Runs the migrations, each from the previous output, into fresh `v<target>_<random>`
+/// directories; returns the last one's name. On failure every output made is removed.
+///
+/// A declarative migration that follows another migration of this run applies its operations
+/// to that migration's output in place instead of to a new hard-linked copy of it: the output
+/// is this run's own, nothing points at it and it is removed on failure, so the result and the
+/// guarantees are those of one copy per migration (the input, `current`, is never touched)
+/// without copying the tree (thousands of links and directories) once per migration. An
+/// executable migration always gets a fresh directory, as its contract says.
 fn run_chain(
     root: &Path,
     current: &str,
@@ -325,17 +333,28 @@ fn run_chain(
             })?;
         }
         for (index, (name, migration, kept)) in prepared.iter().enumerate() {
-            last = layout::new_dir_name(target);
-            let output = root.join(&last);
-            created.push(output.clone());
-            match migration {
+            // `input` is this run's own output from the second migration on.
+            let own_input = index > 0;
+            let output = match migration {
+                Prepared::Declarative(doc) if own_input => {
+                    doc.apply_in_place(name, &input, direction, kept.as_deref())?;
+                    input.clone()
+                }
                 Prepared::Declarative(doc) => {
+                    last = layout::new_dir_name(target);
+                    let output = root.join(&last);
+                    created.push(output.clone());
                     doc.migrate_dir(name, &input, &output, direction, kept.as_deref())?;
+                    output
                 }
                 Prepared::Executable(program) => {
+                    last = layout::new_dir_name(target);
+                    let output = root.join(&last);
+                    created.push(output.clone());
                     executable::run(name, program, &input, &output, direction)?;
+                    output
                 }
-            }
+            };
             if !output.join(layout::LIVE).is_dir() {
                 return Err(Error::InvalidMigration {
                     name: name.clone(),
@@ -354,7 +373,7 @@ fn run_chain(
                 index,
                 name: name.clone(),
             })?;
-            if index > 0 {
+            if own_input && output != input {
                 // An intermediate output, no longer needed.
                 fsutil::remove_any(&input)?;
             }

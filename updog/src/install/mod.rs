@@ -1,6 +1,7 @@
 //! The install (design section 10): refresh and choose; cache the manifest, metadata and
-//! migrations; clear the inactive set; stream ROOT, BOOT and HASH into it; sync and verify what
-//! is on disk; only then mark the set valid (one try). Applying and rebooting are separate.
+//! migrations; clear the inactive set; stream BOOT and HASH into it and verify them on disk, then
+//! stream ROOT; sync and verify ROOT on disk against HASH; only then mark the set valid (one
+//! try). Applying and rebooting are separate.
 //!
 //! The caller holds the [`UpdateLock`]. A failure or a cancel at any point after the clear
 //! leaves the inactive set as the clear left it: priority 0, tries 0, not successful.
@@ -20,7 +21,7 @@ use snafu::{OptionExt, ResultExt};
 use stream::{ImageJob, write_image};
 use tokio_util::sync::CancellationToken;
 use update_metadata::Update;
-use verify::{WrittenSet, verify_set};
+use verify::{verify_boot_and_hash, verify_root};
 
 /// A staged update.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,59 +83,48 @@ pub async fn install_update(
     let parts = disk.partitions(inactive).clone();
     drop(disk);
 
+    // BOOT and HASH first (small): they are read back and the tree checked against BOOT's root
+    // hash while nothing of ROOT is written yet; ROOT streams last, and once it is synced it is
+    // read back and checked against that tree on every core (see README.md, "Performance").
     let images = &update.images;
-    let mut written = Vec::new();
-    for job in [
-        ImageJob {
-            image: "root",
-            target: images.root.as_str(),
-            partition: &parts.root,
-            keep_hash: false,
-        },
-        ImageJob {
-            image: "boot",
-            target: images.boot.as_str(),
-            partition: &parts.boot,
-            keep_hash: true,
-        },
-        ImageJob {
-            image: "hash",
-            target: images.hash.as_str(),
-            partition: &parts.hash,
-            keep_hash: true,
-        },
-    ] {
-        check(cancel)?;
-        written.push(
-            write_image(
-                &refreshed.repo,
-                &updater.disk,
-                &job,
-                &version,
-                progress,
-                cancel,
-            )
-            .await?,
-        );
-    }
-    let [root, boot, hash] =
-        <[Written; 3]>::try_from(written).map_err(|_| error::Error::Worker {
-            action: "collect the written images",
-            reason: "not three".to_string(),
-        })?;
+    let write = |job| stage(updater, refreshed, job, &version, progress, cancel);
+    let boot = write(ImageJob {
+        image: "boot",
+        target: images.boot.as_str(),
+        partition: &parts.boot,
+        keep_hash: true,
+    })
+    .await?;
+    let hash = write(ImageJob {
+        image: "hash",
+        target: images.hash.as_str(),
+        partition: &parts.hash,
+        keep_hash: true,
+    })
+    .await?;
+    let tree = {
+        let (disk, parts) = (updater.disk.clone(), parts.clone());
+        blocking("verify the written set", move || {
+            verify_boot_and_hash(&disk, &parts, &boot, &hash)
+        })
+        .await?
+    };
+    let root = write(ImageJob {
+        image: "root",
+        target: images.root.as_str(),
+        partition: &parts.root,
+        keep_hash: false,
+    })
+    .await?;
     check(cancel)?;
 
     // Each writer synced its partition; verify what is on disk.
     phase(Phase::Verify);
-    let set = WrittenSet { boot, root, hash };
-    let disk_path = updater.disk.clone();
-    let verify_parts = parts.clone();
-    tokio::task::spawn_blocking(move || verify_set(&disk_path, &verify_parts, &set))
-        .await
-        .map_err(|e| error::Error::Worker {
-            action: "verify the written set",
-            reason: e.to_string(),
-        })??;
+    let (disk, part) = (updater.disk.clone(), parts.root.clone());
+    blocking("verify the written set", move || {
+        verify_root(&disk, &part, &tree, &root)
+    })
+    .await?;
     check(cancel)?;
 
     phase(Phase::MarkValid);
@@ -176,6 +166,40 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
         .context(error::CacheSnafu {
             path: &paths.metadata_cache,
         })
+}
+
+/// Streams one image of the set.
+async fn stage(
+    updater: &Updater,
+    refreshed: &Refreshed,
+    job: ImageJob<'_>,
+    version: &str,
+    progress: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<Written> {
+    check(cancel)?;
+    write_image(
+        &refreshed.repo,
+        &updater.disk,
+        &job,
+        version,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+/// Runs blocking work (reading partitions back) off the async threads.
+async fn blocking<T: Send + 'static>(
+    action: &'static str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error::Error::Worker {
+            action,
+            reason: e.to_string(),
+        })?
 }
 
 fn check(cancel: &CancellationToken) -> Result<()> {

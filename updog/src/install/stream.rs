@@ -212,6 +212,7 @@ impl PartitionSink {
             action: format!("sync {}", self.label),
             disk: &self.disk,
         })?;
+        powercut::point("updog.partition-synced");
         Ok(Written {
             len: written,
             sha256: hasher.map(|h| h.finalize().into()),
