@@ -61,6 +61,25 @@ pub enum Error {
         #[snafu(source(from(migrator::Error, Box::new)))]
         source: Box<migrator::Error>,
     },
+    /// The first release could not be fetched or written.
+    #[snafu(display("Failed to install {version} into set A: {source}"))]
+    Provision {
+        /// The version.
+        version: String,
+        /// The cause.
+        #[snafu(source(from(updog::Error, Box::new)))]
+        source: Box<updog::Error>,
+    },
+    /// The repository has no such release.
+    #[snafu(display("Version {version} of {variant}/{arch} is not in the repository"))]
+    NoSuchVersion {
+        /// The version.
+        version: String,
+        /// The variant.
+        variant: String,
+        /// The architecture.
+        arch: String,
+    },
     /// The node booted too often without settling.
     #[snafu(display("The node did not settle after {boots} boots"))]
     Unsettled {

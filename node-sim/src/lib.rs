@@ -34,10 +34,12 @@
 #![deny(missing_docs)]
 
 mod boot;
+mod create;
 mod error;
 pub mod health;
 pub mod record;
 
 pub use boot::Node;
+pub use create::{CreateSpec, create};
 pub use error::{Error, Result};
 pub use record::{BootRecord, Outcome};

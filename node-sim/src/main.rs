@@ -24,6 +24,33 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a node: a fresh disk, and a first release fetched through TUF into set A.
+    Create {
+        /// updog's metadata_base_url (`<base>/<variant>/<arch>/`).
+        #[arg(long)]
+        metadata_url: String,
+        /// updog's targets_base_url.
+        #[arg(long)]
+        targets_url: String,
+        /// The trusted root.json the node starts from.
+        #[arg(long, value_name = "FILE")]
+        root: PathBuf,
+        /// The variant.
+        #[arg(long)]
+        variant: String,
+        /// The architecture.
+        #[arg(long, default_value = std::env::consts::ARCH)]
+        arch: String,
+        /// The release to install into set A.
+        #[arg(long)]
+        version: semver::Version,
+        /// Disk size in MiB.
+        #[arg(long, default_value_t = 128)]
+        disk_mib: u64,
+        /// The node's seed (0..2047); chosen at random on first use when absent.
+        #[arg(long)]
+        seed: Option<u32>,
+    },
     /// Power on and boot once.
     Boot {
         /// Print the boot record as JSON.
@@ -61,8 +88,40 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> node_sim::Result<u8> {
+    if let Command::Create {
+        metadata_url,
+        targets_url,
+        root,
+        variant,
+        arch,
+        version,
+        disk_mib,
+        seed,
+    } = args.command
+    {
+        let spec = node_sim::CreateSpec {
+            sysroot: args.sysroot.clone(),
+            metadata_url,
+            targets_url,
+            trusted_root: root,
+            variant,
+            arch,
+            version,
+            disk_mib,
+            seed,
+        };
+        node_sim::create(&spec)?;
+        println!(
+            "created {} with {} in set A; power it on with `node-sim --sysroot {} boot`",
+            spec.sysroot.display(),
+            spec.version,
+            spec.sysroot.display()
+        );
+        return Ok(0);
+    }
     let node = Node::open(&args.sysroot, args.disk.as_deref())?;
     match args.command {
+        Command::Create { .. } => Ok(0),
         Command::Boot { json } => {
             let rec = node.boot()?;
             print_records(std::slice::from_ref(&rec), json);

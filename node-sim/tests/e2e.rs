@@ -283,3 +283,80 @@ fn corrupt_motd_block(node: &TestNode, set: signpost::SetId, content: &[u8]) {
     }
     panic!("no block of ROOT starts with the content");
 }
+
+#[test]
+fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.0.0", HEALTHY, &[]);
+    let server = HttpServer::serve(&world.repo.base()).unwrap();
+    let (metadata, targets) = world.repo.urls(&server.url());
+    let sysroot = world.dir.path().join("fresh");
+    let out = Command::new(binary("node-sim", "node-sim"))
+        .arg("--sysroot")
+        .arg(&sysroot)
+        .args([
+            "create",
+            "--metadata-url",
+            &metadata,
+            "--targets-url",
+            &targets,
+            "--variant",
+            "demo",
+        ])
+        .args(["--arch", "x86_64", "--version", "1.0.0", "--root"])
+        .arg(&world.repo.root_json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The images came over HTTP through TUF.
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("1.0.0-root.ext4.lz4"))
+    );
+    let out = Command::new(binary("node-sim", "node-sim"))
+        .arg("--sysroot")
+        .arg(&sysroot)
+        .args(["boot", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<BootRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records[0].version.as_deref(), Some("1.0.0"));
+    assert_eq!(records[0].set, "A");
+    // A version the repository does not have is refused with one line, naming it.
+    let out = Command::new(binary("node-sim", "node-sim"))
+        .arg("--sysroot")
+        .arg(world.dir.path().join("other"))
+        .args([
+            "create",
+            "--metadata-url",
+            &metadata,
+            "--targets-url",
+            &targets,
+            "--variant",
+            "demo",
+        ])
+        .args(["--arch", "x86_64", "--version", "9.9.9", "--root"])
+        .arg(&world.repo.root_json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("9.9.9") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}

@@ -52,7 +52,7 @@ pub mod updater;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use install::{Installed, install, install_update};
+pub use install::{Installed, install, install_update, provision};
 pub use lock::UpdateLock;
 pub use paths::Paths;
 pub use progress::{JsonLines, NoProgress, Phase, ProgressEvent, ProgressSink};

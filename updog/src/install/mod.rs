@@ -83,6 +83,33 @@ pub async fn install_update(
     let parts = disk.partitions(inactive).clone();
     drop(disk);
 
+    write_set(updater, refreshed, update, &parts, progress, cancel).await?;
+
+    phase(Phase::MarkValid);
+    let mut disk = updater.open_disk()?;
+    disk.mark_inactive_valid().context(error::DiskSnafu {
+        action: format!("mark set {inactive} valid"),
+    })?;
+    phase(Phase::Done);
+    tracing::info!("{version} is staged in set {inactive}: valid, one try, not yet applied");
+    Ok(Installed {
+        version: update.version.clone(),
+        set: inactive,
+    })
+}
+
+/// Writes `update`'s three images into `parts` and verifies them on disk. No attribute bit
+/// changes here: the callers decide what the set becomes.
+async fn write_set(
+    updater: &Updater,
+    refreshed: &Refreshed,
+    update: &Update,
+    parts: &signpost::SetPartitions,
+    progress: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let version = update.version.to_string();
+    let phase = |p: Phase| progress.event(&ProgressEvent::phase(p, Some(&version)));
     // BOOT and HASH first (small): they are read back and the tree checked against BOOT's root
     // hash while nothing of ROOT is written yet; ROOT streams last, and once it is synced it is
     // read back and checked against that tree on every core (see README.md, "Performance").
@@ -127,17 +154,38 @@ pub async fn install_update(
     .await?;
     check(cancel)?;
 
-    phase(Phase::MarkValid);
-    let mut disk = updater.open_disk()?;
-    disk.mark_inactive_valid().context(error::DiskSnafu {
-        action: format!("mark set {inactive} valid"),
-    })?;
-    phase(Phase::Done);
-    tracing::info!("{version} is staged in set {inactive}: valid, one try, not yet applied");
-    Ok(Installed {
-        version: update.version.clone(),
-        set: inactive,
-    })
+    Ok(())
+}
+
+/// Writes a release into `set` of a factory-fresh disk, as the image that provisions a node
+/// would: the images are fetched through TUF like any update and verified on disk, and no
+/// attribute bit changes (the disk's creator made that set bootable). Refuses a disk on which a
+/// boot has ever succeeded: a node in service is updated, never provisioned.
+pub async fn provision(
+    updater: &Updater,
+    _lock: &UpdateLock,
+    refreshed: &Refreshed,
+    update: &Update,
+    set: SetId,
+    progress: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let disk = updater.open_disk()?;
+    if disk.has_boot_ever_succeeded() {
+        return error::WorkerSnafu {
+            action: "provision the disk",
+            reason: "a boot has already succeeded on it; update it instead".to_string(),
+        }
+        .fail();
+    }
+    let parts = disk.partitions(set).clone();
+    drop(disk);
+    write_set(updater, refreshed, update, &parts, progress, cancel).await?;
+    progress.event(&ProgressEvent::phase(
+        Phase::Done,
+        Some(&update.version.to_string()),
+    ));
+    Ok(())
 }
 
 /// Caches the manifest, the metadata (with the root chain) and every migration between the
