@@ -6,7 +6,7 @@ use crate::error::{self, Result};
 use crate::health::CheckResult;
 use serde::{Deserialize, Serialize};
 use snafu::ResultExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The last boot's record, relative to the sysroot.
 pub const LAST_BOOT: &str = "var/lib/twinset/last-boot.json";
@@ -72,7 +72,6 @@ pub fn last_boot(sysroot: &Path) -> Result<Option<BootRecord>> {
 /// Writes the last boot's record (atomically).
 pub fn write_last_boot(sysroot: &Path, record: &BootRecord) -> Result<()> {
     write_json(&sysroot.join(LAST_BOOT), record)?;
-    powercut::point("node.last-boot-record");
     Ok(())
 }
 
@@ -96,7 +95,6 @@ pub fn record_failed_version(sysroot: &Path, version: &str) -> Result<()> {
     }
     versions.push(version.to_string());
     write_json(&sysroot.join(FAILED_VERSIONS), &FailedVersions { versions })?;
-    powercut::point("node.failed-versions");
     Ok(())
 }
 
@@ -122,22 +120,12 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Writes bytes through a temporary file, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir: PathBuf = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let io = |action: &str| error::IoSnafu {
-        action: action.to_string(),
-        path: path.to_path_buf(),
-    };
-    std::fs::create_dir_all(&dir).with_context(|_| io("create the directory of"))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|_| io("write"))?;
-    tmp.write_all(bytes).with_context(|_| io("write"))?;
-    tmp.as_file().sync_all().with_context(|_| io("sync"))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|_| io("replace"))?;
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|_| io("sync the directory of"))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    powercut::write_atomic(path, bytes, &format!("node.write.{name}")).context(error::IoSnafu {
+        action: "write",
+        path,
+    })
 }

@@ -76,6 +76,33 @@ pub fn point(name: &str) {
     }
 }
 
+/// Replaces `path` with `bytes` durably: a temporary file in the same directory, synced,
+/// renamed over `path`, the directory synced; then marks `point`. A reader sees the old file or
+/// the new one, never a mix, and after the point the new one survives a power cut.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8], point_name: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    point(point_name);
+    Ok(())
+}
+
 /// How many points this process has reached (when a plan is active).
 pub fn reached() -> u64 {
     REACHED.load(Ordering::SeqCst)
@@ -84,6 +111,20 @@ pub fn reached() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_replace_the_whole_file_and_leave_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("powercut-test-{}", std::process::id()));
+        let path = dir.join("sub/state.json");
+        write_atomic(&path, b"one", "test.write").unwrap();
+        write_atomic(&path, b"two", "test.write").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn without_a_plan_points_are_free_and_uncounted() {

@@ -225,38 +225,10 @@ impl UpdateStatus {
 /// Writes `bytes` to `path`: a temporary file in the same directory, synced, renamed over
 /// `path`, the directory synced.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).context(error::IoSnafu {
-        verb: "create directory",
-        path: dir,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).context(error::IoSnafu {
-        verb: "create",
-        path: &tmp,
-    })?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .context(error::IoSnafu {
-            verb: "write",
-            path: &tmp,
-        })?;
-    drop(file);
-    std::fs::rename(&tmp, path).context(error::IoSnafu {
-        verb: "rename over",
+    powercut::write_atomic(path, bytes, "update-api.status").context(error::IoSnafu {
+        verb: "write",
         path,
-    })?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(error::IoSnafu {
-            verb: "sync directory",
-            path: dir,
-        })
+    })
 }
 
 #[cfg(test)]
