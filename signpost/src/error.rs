@@ -166,6 +166,29 @@ pub enum Error {
         reason: String,
     },
 
+    /// Another process (updog, the update API, another signpost) holds the update lock.
+    #[snafu(display(
+        "Failed to take the update lock '{}': it is held by {holder}",
+        path.display()
+    ))]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the lock file says.
+        holder: String,
+    },
+
+    /// The lock file could not be created, opened, locked or written.
+    #[snafu(display("Failed to {verb} '{}': {source}", path.display()))]
+    LockIo {
+        /// What was being done.
+        verb: &'static str,
+        /// The lock file or its directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+
     /// The status could not be serialised.
     #[snafu(display("Failed to serialise the status of '{disk}': {source}"))]
     SerializeStatus {
@@ -174,6 +197,17 @@ pub enum Error {
         /// serde_json's error.
         source: serde_json::Error,
     },
+}
+
+impl Error {
+    /// The exit code the `signpost` binary uses for this error: 4 when another process holds
+    /// the update lock (as updog's), otherwise 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Locked { .. } => 4,
+            _ => 1,
+        }
+    }
 }
 
 /// Result with this crate's [`Error`].

@@ -48,6 +48,7 @@ pub mod discover;
 mod disk;
 mod error;
 mod gptprio;
+pub mod lock;
 mod sets;
 mod signpost_disk;
 mod status;

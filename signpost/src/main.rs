@@ -1,5 +1,5 @@
 //! The `signpost` command: thin over the library. Exit codes: 0 success, 1 error (one line on
-//! stderr), 2 usage error (from clap).
+//! stderr), 2 usage error (from clap), 4 the update lock is held (one line naming the holder).
 
 mod cli;
 
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("signpost: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

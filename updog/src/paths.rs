@@ -46,7 +46,7 @@ impl Paths {
             failed_versions: at("var/lib/updog/failed-versions.json"),
             metadata_cache: at("var/cache/updog/metadata"),
             migrations_cache: at("var/lib/updog/migrations"),
-            lock: at("run/updog.lock"),
+            lock: signpost::lock::lock_path(sysroot),
         }
     }
 

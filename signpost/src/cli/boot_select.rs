@@ -14,6 +14,7 @@ pub(crate) struct BootSelectArgs {
 
 impl BootSelectArgs {
     pub(crate) fn run(&self, global: &GlobalArgs) -> Result<()> {
+        let _lock = global.lock("boot-select")?;
         let mut disk = global.open(true)?;
         disk.repair()?;
         let set = disk.boot_select()?;

@@ -43,6 +43,7 @@ impl CreateDiskArgs {
                 )
                 .exit();
         };
+        let _lock = global.lock("create-disk")?;
         let layout = Layout {
             boot_mib: self.boot_mib,
             root_mib: self.root_mib,

@@ -8,6 +8,7 @@ mod transition;
 
 use clap::{Args, Parser, Subcommand};
 use signpost::discover::{self, ActiveSource};
+use signpost::lock::{UpdateLock, lock_path};
 use signpost::{Result, SetId, SignpostDisk};
 use std::fs::File;
 use std::path::PathBuf;
@@ -85,6 +86,12 @@ impl GlobalArgs {
             Some(path) => Ok(path.clone()),
             None => discover::find_disk(&self.sysroot),
         }
+    }
+
+    /// Takes the update lock under the sysroot (shared with updog and the update API) for
+    /// `verb`, or fails at once naming the holder.
+    fn lock(&self, verb: &str) -> Result<UpdateLock> {
+        UpdateLock::acquire(&lock_path(&self.sysroot), &format!("signpost {verb}"))
     }
 
     /// Opens and checks the disk.

@@ -2,7 +2,7 @@
 
 use super::GlobalArgs;
 use clap::Args;
-use signpost::{CopyState, PartitionStatus, Result, SetStatus, Status};
+use signpost::{CopyState, Error, PartitionStatus, Result, SetStatus, Status};
 
 /// Arguments of `status`.
 #[derive(Debug, Args)]
@@ -15,7 +15,20 @@ pub(crate) struct StatusArgs {
 impl StatusArgs {
     pub(crate) fn run(&self, global: &GlobalArgs) -> Result<()> {
         let mut disk = global.open(true)?;
-        disk.repair()?;
+        if !disk.health().is_clean() {
+            // A stale or torn copy may be a table write in progress: repair only under the
+            // update lock, from a table read again under it, and otherwise report as read.
+            match global.lock("status") {
+                Ok(_lock) => {
+                    disk = global.open(true)?;
+                    disk.repair()?;
+                }
+                Err(e @ Error::Locked { .. }) => {
+                    tracing::warn!("not repairing the GPT while the update lock is held: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let source = match global.find_active(&mut disk) {
             Ok(source) => Some(source.to_string()),
             Err(e) => {

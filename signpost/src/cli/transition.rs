@@ -20,8 +20,25 @@ pub(crate) enum Verb {
     MarkSuccessfulBoot,
 }
 
+impl Verb {
+    /// The verb as typed.
+    fn name(self) -> &'static str {
+        match self {
+            Verb::ClearInactive => "clear-inactive",
+            Verb::MarkInactiveValid => "mark-inactive-valid",
+            Verb::UpgradeToInactive => "upgrade-to-inactive",
+            Verb::CancelUpgrade => "cancel-upgrade",
+            Verb::RollbackToInactive => "rollback-to-inactive",
+            Verb::MarkSuccessfulBoot => "mark-successful-boot",
+        }
+    }
+}
+
 impl TransitionArgs {
     pub(crate) fn run(&self, global: &GlobalArgs, verb: Verb) -> Result<()> {
+        // Held until the table is written: an install in progress (updog, the update API) holds
+        // it too, and its half-written set must not be made bootable or cleared behind its back.
+        let _lock = global.lock(verb.name())?;
         let mut disk = global.open(true)?;
         global.find_active(&mut disk)?;
         match verb {

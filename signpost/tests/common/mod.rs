@@ -247,9 +247,25 @@ pub(crate) fn signpost() -> Command {
     cmd
 }
 
-/// Runs the binary with `args` and returns its output.
+/// A sysroot of this test process's own, for runs that name none: the verbs that write the table
+/// take the update lock `<sysroot>/run/updog.lock`, which must be neither the host's `/run` nor
+/// shared with tests running in parallel.
+pub(crate) fn own_sysroot() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("signpost-sysroot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the test sysroot");
+    dir
+}
+
+/// Runs the binary with `args` (and `--sysroot` of [`own_sysroot`] unless `args` name one)
+/// and returns its output.
 pub(crate) fn run_signpost(args: &[&str]) -> Output {
-    signpost().args(args).output().expect("run signpost")
+    let mut cmd = signpost();
+    cmd.args(args);
+    if !args.contains(&"--sysroot") {
+        cmd.arg("--sysroot").arg(own_sysroot());
+    }
+    cmd.output().expect("run signpost")
 }
 
 /// Stdout of a run that must succeed.
