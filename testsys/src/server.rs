@@ -1,6 +1,7 @@
 //! A real HTTP server on loopback serving a directory (tower-http's `ServeDir`, which answers
 //! Range requests), with faults a test can inject per path: a dropped connection, a stalled
-//! transfer, endless data, a replaced body, an error status, Range support switched off.
+//! transfer, a transfer paused until the test resumes it, endless data, a replaced body, an error
+//! status, Range support switched off.
 
 use crate::error::{self, Result};
 use axum::Router;
@@ -14,6 +15,7 @@ use futures_util::StreamExt;
 use snafu::ResultExt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower_http::services::ServeDir;
@@ -25,6 +27,9 @@ pub enum Fault {
     DropAfter(u64),
     /// Send the first `n` bytes, then nothing for the duration, then the rest.
     StallAfter(u64, Duration),
+    /// Send the first `n` bytes, then nothing until [`HttpServer::resume`], then the rest: a
+    /// transfer that is in flight for exactly as long as a test needs, without a timer.
+    PauseAfter(u64),
     /// Answer with this status and no body.
     Status(u16),
     /// Answer 200 with an endless body of zeros and no length.
@@ -59,6 +64,10 @@ struct Rule {
 struct Shared {
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Arc<Mutex<LoggedRequest>>>>,
+    /// Bumped by every resume; a paused body waits for it to move past the value it saw.
+    resumes: AtomicU64,
+    /// Bodies waiting at their pause now.
+    paused: AtomicUsize,
 }
 
 /// An HTTP server on `127.0.0.1`, serving one directory until dropped.
@@ -132,6 +141,17 @@ impl HttpServer {
         });
     }
 
+    /// How many responses are waiting at a [`Fault::PauseAfter`] now.
+    pub fn paused(&self) -> usize {
+        self.shared.paused.load(Ordering::SeqCst)
+    }
+
+    /// Lets every response waiting at a [`Fault::PauseAfter`] go on; a pause reached later
+    /// waits for the next resume.
+    pub fn resume(&self) {
+        self.shared.resumes.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.rules).clear();
@@ -153,6 +173,7 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
+        self.resume();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -220,20 +241,48 @@ async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: N
     let (parts, body) = response.into_parts();
     lock(&entry).status = parts.status.as_u16();
     let cut = match fault {
-        Some(Fault::DropAfter(n)) => Some((n, None)),
-        Some(Fault::StallAfter(n, d)) => Some((n, Some(d))),
+        Some(Fault::DropAfter(n)) => Some((n, Cut::Drop)),
+        Some(Fault::StallAfter(n, d)) => Some((n, Cut::Stall(d))),
+        Some(Fault::PauseAfter(n)) => Some((n, Cut::Pause(shared.clone()))),
         _ => None,
     };
     let counted = count_body(body, entry, cut);
     Response::from_parts(parts, counted)
 }
 
-/// Counts the body bytes sent and applies a drop or a stall after `cut` bytes.
-fn count_body(
-    body: Body,
-    entry: Arc<Mutex<LoggedRequest>>,
-    cut: Option<(u64, Option<Duration>)>,
-) -> Body {
+/// What happens to a body at its cut.
+#[derive(Debug, Clone)]
+enum Cut {
+    /// The connection is dropped.
+    Drop,
+    /// Nothing is sent for the duration.
+    Stall(Duration),
+    /// Nothing is sent until the server's next resume.
+    Pause(Arc<Shared>),
+}
+
+/// Counts a body as paused while it lives (also when the client goes away mid-pause and the
+/// body is dropped).
+struct Paused<'a>(&'a Shared);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.paused.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `shared` is resumed after now, counted as paused meanwhile.
+async fn pause(shared: &Shared) {
+    let seen = shared.resumes.load(Ordering::SeqCst);
+    shared.paused.fetch_add(1, Ordering::SeqCst);
+    let _paused = Paused(shared);
+    while shared.resumes.load(Ordering::SeqCst) == seen {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Counts the body bytes sent and applies a drop, a stall or a pause after `cut` bytes.
+fn count_body(body: Body, entry: Arc<Mutex<LoggedRequest>>, cut: Option<(u64, Cut)>) -> Body {
     let stream = body.into_data_stream().boxed();
     let state = (stream, entry, cut, 0u64, false);
     let out =
@@ -250,10 +299,10 @@ fn count_body(
                 None => return None,
             };
             let mut chunk = chunk;
-            if let Some((limit, stall)) = cut {
+            if let Some((limit, kind)) = cut.clone() {
                 if sent >= limit {
-                    match stall {
-                        None => {
+                    match kind {
+                        Cut::Drop => {
                             // Let the bytes already sent reach the client before the connection goes.
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             let err = std::io::Error::new(
@@ -262,20 +311,19 @@ fn count_body(
                             );
                             return Some((Err(err), (stream, entry, cut, sent, true)));
                         }
-                        Some(d) => {
-                            tokio::time::sleep(d).await;
-                            // Stall once; then send normally.
-                            let next = (
-                                stream,
-                                entry.clone(),
-                                None,
-                                sent + chunk.len() as u64,
-                                false,
-                            );
-                            lock(&entry).body_bytes = sent + chunk.len() as u64;
-                            return Some((Ok(chunk), next));
-                        }
+                        Cut::Stall(d) => tokio::time::sleep(d).await,
+                        Cut::Pause(shared) => pause(&shared).await,
                     }
+                    // Stall or pause once; then send normally.
+                    let next = (
+                        stream,
+                        entry.clone(),
+                        None,
+                        sent + chunk.len() as u64,
+                        false,
+                    );
+                    lock(&entry).body_bytes = sent + chunk.len() as u64;
+                    return Some((Ok(chunk), next));
                 }
                 let room = limit - sent;
                 if (chunk.len() as u64) > room {

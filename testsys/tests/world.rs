@@ -88,6 +88,21 @@ fn a_published_release_is_served_and_a_node_boots_it_from_set_a() {
     server.inject(&name, Fault::Endless, Some(1));
     let (_, endless) = curl(&["--max-filesize", "100000000", "--max-time", "1", &url]);
     assert!(endless.len() > whole.len(), "endless data keeps coming");
+    // A pause holds the transfer after 1000 bytes until the test resumes it.
+    server.inject(&name, Fault::PauseAfter(1000), Some(1));
+    let paused = std::thread::spawn({
+        let url = url.clone();
+        move || curl(&["-f", &url])
+    });
+    while server.paused() == 0 {
+        assert!(!paused.is_finished(), "the transfer ended without pausing");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!paused.is_finished());
+    server.resume();
+    let (ok, body) = paused.join().unwrap();
+    assert!(ok && body == whole, "the paused transfer completes whole");
+    assert_eq!(server.paused(), 0);
     let logged = server.requests();
     assert!(
         logged
