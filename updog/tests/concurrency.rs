@@ -1,0 +1,148 @@
+//! Two updaters at once, and signpost during an install: the install that holds the update lock
+//! proceeds; every other writer refuses at once with exit code 4 and one line naming it; readers
+//! answer; and when the install is let go it finishes with the images it was writing, intact.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{World, active_fingerprint, assert_inactive_unbootable, ok, tools_present};
+use signpost::SetId;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use testsys::Fault;
+
+/// Starts `updog update-image` whose root image download pauses after 4000 bytes, and waits
+/// until it is paused there, holding the lock with set B half written.
+fn paused_install(world: &World, version: &str) -> Child {
+    let root = world.target_file(&format!("{version}-root.ext4.lz4"));
+    let name = root.file_name().unwrap().to_string_lossy().into_owned();
+    world.server.inject(&name, Fault::PauseAfter(4000), Some(1));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_updog"))
+        .args(["update-image", "--progress", "none", "--sysroot"])
+        .arg(&world.node.sysroot)
+        .env_remove("RUST_LOG")
+        // Longer than any wait here: the pause must not end in a read timeout and a retry.
+        .env("UPDOG_READ_TIMEOUT_MS", "600000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while world.server.paused() == 0 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the install ended ({status}) before its pause: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "the root download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Runs the signpost binary against the node.
+fn signpost(sysroot: &Path, args: &[&str]) -> Output {
+    Command::new(testsys::binary("signpost", "signpost"))
+        .args(args)
+        .arg("--sysroot")
+        .arg(sysroot)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Asserts exit code 4 and the one line naming the holder.
+fn locked(out: &Output, program: &str, lock: &Path, holder: &Child) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{program}: {stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "{program}: Failed to take the update lock '{}': it is held by pid {} (updog update-image)",
+            lock.display(),
+            holder.id()
+        )
+    );
+}
+
+#[test]
+fn one_install_proceeds_while_other_updaters_and_signpost_refuse_naming_it() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let second = world.release("1.1.0");
+    let before = active_fingerprint(&world.node);
+    let sysroot = world.node.sysroot.clone();
+    let lock = sysroot.join("run/updog.lock");
+
+    let install = paused_install(&world, "1.1.0");
+    // Set B is cleared and partly written: BOOT and HASH are in, ROOT has 4000 bytes.
+    assert_inactive_unbootable(&world.node);
+
+    // A second updater, whatever its verb, refuses at once and touches nothing.
+    for verb in [
+        &["update-image", "--progress", "none"][..],
+        &["update", "--progress", "none"],
+        &["update-apply"],
+        &["update-revert"],
+    ] {
+        locked(&world.updog(verb), "updog", &lock, &install);
+    }
+    // signpost's writing verbs refuse too: the half-written set cannot be made bootable.
+    for verb in [
+        "mark-inactive-valid",
+        "upgrade-to-inactive",
+        "rollback-to-inactive",
+        "clear-inactive",
+        "cancel-upgrade",
+    ] {
+        locked(&signpost(&sysroot, &[verb]), "signpost", &lock, &install);
+    }
+    assert_inactive_unbootable(&world.node);
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+
+    // Readers answer during the install.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&signpost(&sysroot, &["status", "--json"]))).unwrap();
+    assert_eq!(status["active"], "A");
+    assert_eq!(status["B"]["bootable"], false);
+    let check = ok(&world.updog(&["check-update"]));
+    assert!(check.starts_with("demo x86_64 1.1.0"), "{check}");
+
+    // Let the install go: it completes with intact images and a valid set B.
+    world.server.resume();
+    let out = install.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the install failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = world.node.signpost().unwrap().flags(SetId::B);
+    assert_eq!(
+        (b.priority.get(), b.tries_left.get(), b.successful),
+        (0, 1, false)
+    );
+    for (which, image) in [
+        ("boot", &second.images.boot),
+        ("root", &second.images.root),
+        ("hash", &second.images.hash),
+    ] {
+        let on_disk = world
+            .node
+            .read_partition(SetId::B, which, image.size)
+            .unwrap();
+        assert!(
+            on_disk == std::fs::read(&image.path).unwrap(),
+            "{which} differs"
+        );
+    }
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+    // The lock is free again: signpost may now flip to the verified set.
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), "");
+    ok(&signpost(&sysroot, &["upgrade-to-inactive"]));
+    assert_eq!(world.node.signpost().unwrap().next_boot(), Some(SetId::B));
+}
