@@ -175,7 +175,7 @@ fn an_update_staged_out_of_band_is_found_and_nothing_chosen_is_404() {
 }
 
 #[test]
-fn a_second_command_is_423_status_stays_whole_during_a_prepare_and_cancel_stops_it() {
+fn a_second_command_is_423_during_a_prepare_and_cancel_stops_it() {
     if !tools_present() {
         return;
     }
@@ -209,47 +209,10 @@ fn a_second_command_is_423_status_stays_whole_during_a_prepare_and_cancel_stops_
     let out = world.apiclient(&["raw", "-u", "/actions/refresh-updates", "-m", "POST"]);
     assert_eq!(failed_with_status(&out), "423");
 
-    // 1,000 status requests from 50 concurrent clients: each a whole JSON document.
-    let started = std::time::Instant::now();
-    let socket = api.socket.clone();
-    let answers = block_on(async move {
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let socket = socket.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut bodies = Vec::new();
-                for _ in 0..20 {
-                    let (code, body) = update_api::client::request_unchecked(
-                        &socket,
-                        "GET",
-                        "/updates/status",
-                        None,
-                    )
-                    .await
-                    .unwrap();
-                    assert_eq!(code.as_u16(), 200);
-                    bodies.push(body);
-                }
-                bodies
-            }));
-        }
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap());
-        }
-        all
-    });
-    assert_eq!(answers.len(), 1000);
-    for body in &answers {
-        let status: update_api::UpdateStatus = serde_json::from_str(body).unwrap();
-        assert_eq!(status.update_state, UpdateState::Available);
-        assert!(status.running_command.is_some());
-    }
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
-        "the burst took {:?}",
-        started.elapsed()
-    );
+    // During a prepare the status answers at once (tests/concurrency.rs sends a burst).
+    let status = api.status();
+    assert_eq!(status.update_state, UpdateState::Available);
+    assert!(status.running_command.is_some());
 
     // The progress stream gives updog's events.
     let socket = api.socket.clone();

@@ -135,7 +135,8 @@ impl ApiServer {
             .arg("--sysroot")
             .arg(sysroot)
             .env_remove("RUST_LOG")
-            .env("UPDOG_READ_TIMEOUT_MS", "60000")
+            // Longer than any stall or pause a test injects: those must not end in a retry.
+            .env("UPDOG_READ_TIMEOUT_MS", "600000")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
