@@ -7,6 +7,10 @@
 //! a second taker reads it to say who holds the lock, and gives up at once. The kernel releases
 //! the lock when the holder exits, however it exits, so a stale file never blocks anyone.
 //!
+//! The file is mode 0600, also when it was left with another mode: `flock` needs only an open
+//! descriptor, so a file that other users could open for reading would let any local user hold
+//! the lock and keep every update from starting.
+//!
 //! ```
 //! use signpost::lock::{UpdateLock, lock_path};
 //!
@@ -26,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use snafu::ResultExt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The lock file, relative to the sysroot.
@@ -67,9 +72,15 @@ impl UpdateLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)
             .context(error::LockIoSnafu {
                 verb: "open lock file",
+                path,
+            })?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .context(error::LockIoSnafu {
+                verb: "set permissions of lock file",
                 path,
             })?;
         if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -140,6 +151,20 @@ mod tests {
         let holder: Holder =
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(holder.command, "signpost clear-inactive");
+    }
+
+    #[test]
+    fn only_its_owner_may_open_the_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path(dir.path());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        drop(UpdateLock::acquire(&path, "x").unwrap());
+        assert_eq!(mode(&path), 0o600);
+        // A file left readable by others (an older version, a hand-made one) is closed up.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let held = UpdateLock::acquire(&path, "x").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        drop(held);
     }
 
     #[test]
