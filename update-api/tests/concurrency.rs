@@ -204,3 +204,17 @@ fn a_burst_of_status_requests_and_other_updaters_during_a_prepare() {
     }
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), "");
 }
+
+#[test]
+fn the_socket_admits_only_root_and_its_group() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let api = world.api();
+    let meta = std::fs::metadata(&api.socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    // Whoever may connect may stage, apply and reboot: nobody else may.
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+}
