@@ -37,9 +37,9 @@
 //! `cargo nextest run -p signpost` runs the unit tests, the crash-replay tests (every prefix of
 //! a transition's writes and thousands of seeded random crashes, each checked to read back as
 //! the old or the new table with a bootable set), a proptest over random verb sequences and
-//! boot outcomes, the CLI tests, and the tests against `sgdisk` and a loop device. The last two
-//! need `gdisk` and root; they are skipped with a message outside CI and fail under `CI=true`
-//! when a tool is missing.
+//! boot outcomes, the CLI tests (among them the update lock's, [`lock`]), and the tests against
+//! `sgdisk` and a loop device. The last two need `gdisk` and root; they are skipped with a
+//! message outside CI and fail under `CI=true` when a tool is missing.
 #![deny(missing_docs)]
 
 pub mod attrs;
