@@ -54,6 +54,30 @@ fn signpost(sysroot: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Set B's BOOT attribute flags as `sgdisk -i` reads them from the node's disk (a GPT parser
+/// nobody here wrote), or `None` when sgdisk is missing outside CI.
+fn sgdisk_set_b_flags(world: &World) -> Option<u64> {
+    let sgdisk = test_tools::require_tool("sgdisk")?;
+    let number = world
+        .node
+        .signpost()
+        .unwrap()
+        .partitions(SetId::B)
+        .boot
+        .number;
+    let out = test_tools::run(
+        Command::new(sgdisk)
+            .arg("-i")
+            .arg(number.to_string())
+            .arg(world.node.sysroot.join(testsys::DISK_IMAGE)),
+    );
+    let flags = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Attribute flags:"))
+        .unwrap_or_else(|| panic!("no attribute flags in:\n{out}"));
+    Some(u64::from_str_radix(flags.trim(), 16).unwrap())
+}
+
 /// Asserts exit code 4 and the one line naming the holder.
 fn locked(out: &Output, program: &str, lock: &Path, holder: &Child) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -103,6 +127,14 @@ fn one_install_proceeds_while_other_updaters_and_signpost_refuse_naming_it() {
         locked(&signpost(&sysroot, &[verb]), "signpost", &lock, &install);
     }
     assert_inactive_unbootable(&world.node);
+    if let Some(flags) = sgdisk_set_b_flags(&world) {
+        // Priority (bits 48-51), tries (52-55) and successful (56) all zero.
+        assert_eq!(
+            flags & (0x1ff << 48),
+            0,
+            "sgdisk reads set B flags {flags:#018x}"
+        );
+    }
     assert_eq!(active_fingerprint(&world.node), before, "set A changed");
 
     // Readers answer during the install.
@@ -126,6 +158,9 @@ fn one_install_proceeds_while_other_updaters_and_signpost_refuse_naming_it() {
         (b.priority.get(), b.tries_left.get(), b.successful),
         (0, 1, false)
     );
+    if let Some(flags) = sgdisk_set_b_flags(&world) {
+        assert_eq!(flags & (0x1ff << 48), 1 << 52, "sgdisk reads {flags:#018x}");
+    }
     for (which, image) in [
         ("boot", &second.images.boot),
         ("root", &second.images.root),
