@@ -181,3 +181,43 @@ fn one_install_proceeds_while_other_updaters_and_signpost_refuse_naming_it() {
     ok(&signpost(&sysroot, &["upgrade-to-inactive"]));
     assert_eq!(world.node.signpost().unwrap().next_boot(), Some(SetId::B));
 }
+
+#[test]
+fn concurrent_checks_all_answer_alike() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.1.0");
+    for round in 0..3 {
+        // A new publish each round, so every check has new metadata to persist.
+        if round > 0 {
+            world.release(&format!("1.1.{round}"));
+        }
+        let children: Vec<Child> = (0..8)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_updog"))
+                    .args(["check-update", "--sysroot"])
+                    .arg(&world.node.sysroot)
+                    .env_remove("RUST_LOG")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let stdout = ok(&out);
+            let expected = if round == 0 {
+                "1.1.0"
+            } else {
+                &format!("1.1.{round}")
+            };
+            assert!(
+                stdout.starts_with(&format!("demo x86_64 {expected} ")),
+                "round {round}: {stdout}"
+            );
+        }
+    }
+}
