@@ -1,6 +1,7 @@
 //! Two updaters at once, and signpost during an install: the install that holds the update lock
 //! proceeds; every other writer refuses at once with exit code 4 and one line naming it; readers
 //! answer; and when the install is let go it finishes with the images it was writing, intact.
+//! Checks, which take no lock, run side by side and all give the same answer.
 #![allow(clippy::unwrap_used)]
 
 mod common;
