@@ -48,16 +48,20 @@ impl Args {
     /// Runs the command; the message of an error is one line.
     pub fn run(self) -> Result<String> {
         let metadata_dir = |command| {
-            self.metadata_dir.clone().context(error::MissingOptionSnafu {
-                command,
-                option: "--metadata-dir",
-            })
+            self.metadata_dir
+                .clone()
+                .context(error::MissingOptionSnafu {
+                    command,
+                    option: "--metadata-dir",
+                })
         };
         let metadata_url = |command| {
-            self.metadata_url.clone().context(error::MissingOptionSnafu {
-                command,
-                option: "--metadata-url",
-            })
+            self.metadata_url
+                .clone()
+                .context(error::MissingOptionSnafu {
+                    command,
+                    option: "--metadata-url",
+                })
         };
         match &self.command {
             Command::Init { trusted_root } => {
@@ -85,10 +89,13 @@ impl Args {
                     command: "download",
                     option: "--target-dir",
                 })?;
-                let base = self.target_base_url.clone().context(error::MissingOptionSnafu {
-                    command: "download",
-                    option: "--target-base-url",
-                })?;
+                let base = self
+                    .target_base_url
+                    .clone()
+                    .context(error::MissingOptionSnafu {
+                        command: "download",
+                        option: "--target-base-url",
+                    })?;
                 if self.target_names.is_empty() {
                     return error::MissingOptionSnafu {
                         command: "download",

@@ -73,7 +73,10 @@ pub async fn refresh(
     for (i, role) in ["timestamp", "snapshot", "targets"].into_iter().enumerate() {
         if let Some(bytes) = dir.read(role)? {
             let path = paths.tuf_datastore.join(format!("{role}.json"));
-            std::fs::write(&path, &bytes).context(error::IoSnafu { verb: "write", path })?;
+            std::fs::write(&path, &bytes).context(error::IoSnafu {
+                verb: "write",
+                path,
+            })?;
             versions[i] = metadata_dir::version_of(&metadata_dir::parse(&bytes, &dir.file(role))?)
                 .unwrap_or(0);
         }
@@ -94,7 +97,8 @@ pub async fn refresh(
         Path::new("(command line)"),
     )
     .context(error::SetupSnafu)?;
-    let transport = UpdogTransport::new(&config, HttpSettings::from_env()).context(error::SetupSnafu)?;
+    let transport =
+        UpdogTransport::new(&config, HttpSettings::from_env()).context(error::SetupSnafu)?;
     let transport = RecordingTransport::new(transport, &metadata_base);
     let log = transport.log();
 
@@ -248,7 +252,11 @@ mod tests {
     #[test]
     fn base_urls_get_a_trailing_slash() {
         assert_eq!(
-            base_url("http://h:1/repo/metadata").unwrap().join("1.root.json").unwrap().as_str(),
+            base_url("http://h:1/repo/metadata")
+                .unwrap()
+                .join("1.root.json")
+                .unwrap()
+                .as_str(),
             "http://h:1/repo/metadata/1.root.json"
         );
         assert_eq!(base_url("http://h/m/").unwrap().as_str(), "http://h/m/");

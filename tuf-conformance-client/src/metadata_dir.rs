@@ -68,12 +68,10 @@ impl MetadataDir {
     pub fn remove(&self, role: &str) -> Result<()> {
         let path = self.file(role);
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).context(error::IoSnafu {
-                    verb: "remove",
-                    path,
-                })
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).context(error::IoSnafu {
+                verb: "remove",
+                path,
+            }),
             _ => Ok(()),
         }
     }
@@ -165,7 +163,11 @@ fn collect<'a>(delegations: &'a Delegations, out: &mut Vec<&'a DelegatedRole>) {
             continue;
         }
         out.push(role);
-        if let Some(child) = role.targets.as_ref().and_then(|t| t.signed.delegations.as_ref()) {
+        if let Some(child) = role
+            .targets
+            .as_ref()
+            .and_then(|t| t.signed.delegations.as_ref())
+        {
             collect(child, out);
         }
     }
@@ -231,7 +233,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         })?;
     tmp.persist(path)
         .map_err(|e| e.error)
-        .context(error::IoSnafu { verb: "write", path })?;
+        .context(error::IoSnafu {
+            verb: "write",
+            path,
+        })?;
     Ok(())
 }
 

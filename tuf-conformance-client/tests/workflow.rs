@@ -19,10 +19,15 @@ fn world(ops: serde_json::Value) -> Option<World> {
 }
 
 fn top_level() -> Vec<String> {
-    ["root.json", "snapshot.json", "targets.json", "timestamp.json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "root.json",
+        "snapshot.json",
+        "targets.json",
+        "timestamp.json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 // ---- The protocol ----
@@ -82,7 +87,8 @@ fn protocol_refresh_keeps_only_the_role_files_with_the_bytes_served() {
     std::fs::remove_file(w.metadata_dir().join("root.json")).unwrap();
     w.refresh().fails_with("run 'init' first");
     w.init().ok();
-    w.server.inject("/metadata/timestamp.json", Fault::Status(404), None);
+    w.server
+        .inject("/metadata/timestamp.json", Fault::Status(404), None);
     w.refresh().fails_with("timestamp.json");
 }
 
@@ -225,12 +231,20 @@ fn step_5_3_11_fast_forward_recovery_by_rotating_timestamp_and_snapshot_keys() {
     let Some(w) = world(json!([])) else { return };
     w.init().ok();
     // An attacker with the timestamp and snapshot keys fast-forwards the versions.
-    w.sim(json!([["version", "timestamp", 1000], ["version", "snapshot", 1000], ["commit"]]));
+    w.sim(json!([
+        ["version", "timestamp", 1000],
+        ["version", "snapshot", 1000],
+        ["commit"]
+    ]));
     w.refresh().ok();
     assert_eq!(w.version("timestamp"), Some(1000));
     assert_eq!(w.version("snapshot"), Some(1000));
     // The repository goes back to sane versions: refused as a rollback.
-    w.sim(json!([["version", "timestamp", 3], ["version", "snapshot", 3], ["commit"]]));
+    w.sim(json!([
+        ["version", "timestamp", 3],
+        ["version", "snapshot", 3],
+        ["commit"]
+    ]));
     w.refresh().fails_with("timestamp");
     assert_eq!(w.version("timestamp"), Some(1000));
     // Recovery: a new root rotates both keys; the old versions no longer count.
@@ -261,7 +275,11 @@ fn step_5_4_timestamp_bad_signature_rollback_and_expiry_are_refused() {
     assert_eq!(w.version("timestamp"), Some(2));
 
     // 5.4.2: signed by a key the root does not list.
-    w.sim(json!([["sign_with", "timestamp", ["intruder"]], ["expires", "timestamp", 7], ["commit"]]));
+    w.sim(json!([
+        ["sign_with", "timestamp", ["intruder"]],
+        ["expires", "timestamp", 7],
+        ["commit"]
+    ]));
     w.refresh().fails_with("timestamp");
     assert_eq!(w.version("timestamp"), Some(2));
 
@@ -271,7 +289,11 @@ fn step_5_4_timestamp_bad_signature_rollback_and_expiry_are_refused() {
     assert_eq!(w.version("timestamp"), Some(2));
 
     // 5.4.4: expired.
-    w.sim(json!([["version", "timestamp", 5], ["expires", "timestamp", -1], ["commit"]]));
+    w.sim(json!([
+        ["version", "timestamp", 5],
+        ["expires", "timestamp", -1],
+        ["commit"]
+    ]));
     w.refresh().fails_with("xpired");
     assert_eq!(w.version("timestamp"), Some(2));
     assert_eq!(w.metadata_files(), top_level());
@@ -293,7 +315,11 @@ fn step_5_4_an_expired_local_timestamp_is_replaced_and_the_clock_is_not_kept() {
     w.refresh_with(&in_10_days).fails_with("xpired");
     // The repository publishes a timestamp valid for 21 days; 18 days on, the expired local
     // timestamp is replaced.
-    w.sim(json!([["expires", "timestamp", 21], ["add_target", "targets", "t", "t"], ["commit"]]));
+    w.sim(json!([
+        ["expires", "timestamp", 21],
+        ["add_target", "targets", "t", "t"],
+        ["commit"]
+    ]));
     w.refresh_with(&in_18_days).ok();
     assert_eq!(w.version("timestamp"), Some(3));
     assert_eq!(w.version("targets"), Some(2));
@@ -334,12 +360,20 @@ fn step_5_5_snapshot_hash_rollback_and_expiry_are_refused() {
     assert_eq!(w.version("snapshot"), Some(3));
 
     // 5.5.5: targets listed at a lower version than the trusted snapshot lists.
-    w.sim(json!([["version", "targets", 1], ["version", "snapshot", 9], ["commit"]]));
+    w.sim(json!([
+        ["version", "targets", 1],
+        ["version", "snapshot", 9],
+        ["commit"]
+    ]));
     w.refresh().fails_with("targets");
     assert_eq!(w.version("snapshot"), Some(3));
 
     // 5.5.6: expired.
-    w.sim(json!([["version", "targets", 3], ["expires", "snapshot", -1], ["commit"]]));
+    w.sim(json!([
+        ["version", "targets", 3],
+        ["expires", "snapshot", -1],
+        ["commit"]
+    ]));
     w.refresh().fails_with("xpired");
     assert_eq!(w.version("snapshot"), Some(3));
 }
@@ -354,14 +388,21 @@ fn step_5_6_targets_hash_signature_and_expiry_are_refused() {
 
     // 5.6.2: a targets file that does not match snapshot's hashes.
     w.sim(json!([["add_target", "targets", "a", "a"], ["commit"]]));
-    w.server
-        .inject("/metadata/2.targets.json", Fault::Replace(b"{}".to_vec()), None);
+    w.server.inject(
+        "/metadata/2.targets.json",
+        Fault::Replace(b"{}".to_vec()),
+        None,
+    );
     w.refresh().fails_with("targets");
     assert_eq!(w.version("targets"), Some(1));
     w.server.clear_faults();
 
     // 5.6.3: signed by a key the root does not list.
-    w.sim(json!([["sign_with", "targets", ["intruder"]], ["add_target", "targets", "b", "b"], ["commit"]]));
+    w.sim(json!([
+        ["sign_with", "targets", ["intruder"]],
+        ["add_target", "targets", "b", "b"],
+        ["commit"]
+    ]));
     w.refresh().fails_with("targets");
     assert_eq!(w.version("targets"), Some(1));
 
@@ -399,9 +440,16 @@ fn step_5_6_7_delegations_are_searched_in_order_with_terminating_roles_and_patte
     // 5.6.7.1: every delegated role (tough loads them all) is in the metadata directory.
     let mut expected = top_level();
     expected.extend(
-        ["after-stop.json", "first.json", "hashed.json", "second.json", "stop.json", "third.json"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "after-stop.json",
+            "first.json",
+            "hashed.json",
+            "second.json",
+            "stop.json",
+            "third.json",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     expected.sort();
     assert_eq!(w.metadata_files(), expected);
@@ -411,8 +459,14 @@ fn step_5_6_7_delegations_are_searched_in_order_with_terminating_roles_and_patte
     // A pattern "files/*" does not cover "top.txt"; "third" ("*") does.
     w.download(&["top.txt", "files/only-first.txt"]).ok();
     let got = w.targets();
-    assert!(got.contains(&("files%2Fx.txt".into(), "from second".into())), "{got:?}");
-    assert!(got.contains(&("top.txt".into(), "top from third".into())), "{got:?}");
+    assert!(
+        got.contains(&("files%2Fx.txt".into(), "from second".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("top.txt".into(), "top from third".into())),
+        "{got:?}"
+    );
 
     // A terminating role that does not list the target ends the search (5.6.7.2.1).
     w.download(&["term/y.txt"])
@@ -440,7 +494,10 @@ fn step_5_6_7_path_hash_prefixes_select_the_role() {
     w.download(&[name]).ok();
     assert_eq!(
         w.targets(),
-        [("bins%2Ffile.txt".to_string(), "from the right bin".to_string())]
+        [(
+            "bins%2Ffile.txt".to_string(),
+            "from the right bin".to_string()
+        )]
     );
 }
 
@@ -459,7 +516,11 @@ fn step_5_7_target_hash_and_length_mismatches_are_refused() {
     w.init().ok();
     w.sim(json!([
         ["corrupt_target", "same-length.txt", "GENUINE"],
-        ["corrupt_target", "longer.txt", "genuine plus an endless tail"],
+        [
+            "corrupt_target",
+            "longer.txt",
+            "genuine plus an endless tail"
+        ],
         ["corrupt_target", "shorter.txt", "gen"]
     ]));
     for name in ["same-length.txt", "longer.txt", "shorter.txt"] {

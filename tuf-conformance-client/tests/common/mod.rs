@@ -186,7 +186,12 @@ impl World {
         let td = self.target_dir();
         let url = self.metadata_url();
         let turl = self.targets_url();
-        let mut args = vec!["--metadata-url", &url, "--metadata-dir", md.to_str().unwrap()];
+        let mut args = vec![
+            "--metadata-url",
+            &url,
+            "--metadata-dir",
+            md.to_str().unwrap(),
+        ];
         for name in names {
             args.extend(["--target-name", name]);
         }
