@@ -163,12 +163,14 @@ pub async fn download(
 
 async fn download_one(repo: &Repository, target_dir: &Path, name: &str) -> Result<Downloaded> {
     let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
-    let target = repo
-        .targets()
-        .signed
-        .find_target(&target_name, false)
-        .ok()
+    let target = crate::search::find_target(&repo.targets().signed, &target_name)
         .context(error::TargetNotFoundSnafu { name })?;
+    // tough fetches what its own search finds; where that differs (its patterns let `*` match
+    // `/`), the target is refused rather than checked against the wrong metadata.
+    let toughs = repo.targets().signed.find_target(&target_name, false).ok();
+    if toughs.is_none_or(|t| t.length != target.length || t.hashes.sha256 != target.hashes.sha256) {
+        return error::SearchMismatchSnafu { name }.fail();
+    }
     let path = target_dir.join(encode_name(name));
     if matches_file(&path, target.length, &target.hashes.sha256)? {
         return Ok(Downloaded::AlreadyPresent(path));

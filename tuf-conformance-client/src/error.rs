@@ -88,6 +88,15 @@ pub enum Error {
         name: String,
     },
 
+    /// tough's search would check the target against other metadata than the specification's.
+    #[snafu(display(
+        "Failed to download the target '{name}': the delegation that tough would trust for it is not the one the specification's search selects"
+    ))]
+    SearchMismatch {
+        /// The target name.
+        name: String,
+    },
+
     /// Fetching or verifying a target failed (a transport error, a length or hash mismatch).
     #[snafu(display("Failed to download the target '{name}': {source}"))]
     FetchTarget {

@@ -40,6 +40,7 @@ pub mod client;
 mod error;
 pub mod metadata_dir;
 pub mod recording;
+pub mod search;
 
 pub use client::{Downloaded, Trusted, download, init, refresh};
 pub use error::{Error, Result};

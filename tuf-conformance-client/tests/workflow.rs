@@ -569,3 +569,29 @@ fn step_7_consistent_snapshot_file_names_are_used_when_the_root_says_so() {
         assert_eq!(w.metadata_files(), top_level());
     }
 }
+
+#[test]
+fn step_5_6_7_wildcards_do_not_match_the_path_separator() {
+    let Some(w) = world(json!([
+        ["delegate", "targets", "loose", {"paths": ["*.txt"]}],
+        ["delegate", "targets", "dirs", {"paths": ["dir/*"]}],
+        ["add_target", "loose", "top.txt", "top"],
+        ["add_target", "loose", "other/a.txt", "not delegated to loose"],
+        ["add_target", "loose", "dir/b.txt", "not delegated to loose"],
+        ["add_target", "dirs", "dir/b.txt", "from dirs"],
+        ["commit"]
+    ])) else {
+        return;
+    };
+    w.init().ok();
+    w.download(&["top.txt"]).ok();
+    // "*.txt" does not cover "other/a.txt": no role may sign it.
+    w.download(&["other/a.txt"])
+        .fails_with("Failed to find the target 'other/a.txt'");
+    // The specification's search takes "dir/b.txt" from "dirs"; tough's would take it from
+    // "loose" (its `*` matches `/`), so the client refuses rather than check it against the
+    // wrong role (docs/tuf-conformance.md).
+    w.download(&["dir/b.txt"])
+        .fails_with("not the one the specification's search selects");
+    assert_eq!(w.targets(), [("top.txt".to_string(), "top".to_string())]);
+}
