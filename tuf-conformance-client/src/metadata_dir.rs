@@ -106,16 +106,20 @@ impl MetadataDir {
             let trusted = parse(&trusted, &path)?;
             if let Some(current) = self.read(role)? {
                 let current = parse(&current, &self.file(role))?;
-                if same_document(&current, &trusted) {
+                // tough rewrites root.json on every load, even when no newer root came.
+                if same_document(&current, &trusted)
+                    || (role == "root" && version_of(&current) == version_of(&trusted))
+                {
                     continue;
                 }
             }
-            if let Some(bytes) = served_bytes(log, role, &trusted) {
-                self.write(role, &bytes)?;
-            } else {
-                // Not fetched in this run: tough's copy came from this directory.
-                continue;
-            }
+            // tough rewrote it, so it fetched it in this run; its own (re-serialised) copy
+            // stands in should the served body be missing from the log.
+            let bytes = match served_bytes(log, role, &trusted) {
+                Some(bytes) => bytes,
+                None => std::fs::read(&path).context(error::IoSnafu { verb: "read", path })?,
+            };
+            self.write(role, &bytes)?;
         }
         Ok(())
     }
@@ -173,8 +177,8 @@ fn collect<'a>(delegations: &'a Delegations, out: &mut Vec<&'a DelegatedRole>) {
     }
 }
 
-/// The last body fetched for `role` (`<role>.json` or `<N>.<role>.json`) that is the same
-/// document as `trusted`.
+/// The last body fetched for `role` (`<role>.json` or `<N>.<role>.json`) with the version of
+/// `trusted` (tough verified what it fetched; one body per role and version is fetched in a run).
 fn served_bytes(log: &FetchLog, role: &str, trusted: &Value) -> Option<Vec<u8>> {
     let file = format!("{}.json", encode_name(role));
     let log = log
@@ -192,7 +196,8 @@ fn served_bytes(log: &FetchLog, role: &str, trusted: &Value) -> Option<Vec<u8>> 
             })
         })
         .find(|(_, bytes)| {
-            serde_json::from_slice::<Value>(bytes).is_ok_and(|v| same_document(&v, trusted))
+            serde_json::from_slice::<Value>(bytes)
+                .is_ok_and(|v| version_of(&v).is_some() && version_of(&v) == version_of(trusted))
         })
         .map(|(_, bytes)| bytes.clone())
 }
@@ -256,7 +261,7 @@ mod tests {
     fn served_bytes_finds_versioned_and_plain_names() {
         let log = FetchLog::default();
         let doc = br#"{"signed": {"version": 3}, "signatures": [{"keyid": "a", "sig": "b"}]}"#;
-        let other = br#"{"signed": {"version": 3}, "signatures": []}"#;
+        let other = br#"{"signed": {"version": 4}, "signatures": []}"#;
         log.lock().unwrap().push((
             url::Url::parse("http://h/m/3.snapshot.json").unwrap(),
             doc.to_vec(),
@@ -270,8 +275,8 @@ mod tests {
             served_bytes(&log, "snapshot", &trusted).unwrap(),
             doc.to_vec()
         );
-        let unsigned: Value = serde_json::from_slice(other).unwrap();
-        assert!(served_bytes(&log, "snapshot", &unsigned).is_none());
+        let newer: Value = serde_json::from_slice(other).unwrap();
+        assert!(served_bytes(&log, "snapshot", &newer).is_none());
         assert!(served_bytes(&log, "timestamp", &trusted).is_none());
     }
 }
