@@ -595,3 +595,22 @@ fn step_5_6_7_wildcards_do_not_match_the_path_separator() {
         .fails_with("not the one the specification's search selects");
     assert_eq!(w.targets(), [("top.txt".to_string(), "top".to_string())]);
 }
+
+#[test]
+fn tough_departure_an_expired_delegated_role_fails_every_refresh() {
+    // The specification would only refuse targets below "stale"; tough loads every delegated
+    // role at refresh, so the whole refresh fails (docs/tuf-conformance.md, departure 1).
+    let Some(w) = world(json!([
+        ["delegate", "targets", "stale", {"paths": ["stale/*"]}],
+        ["add_target", "targets", "top.txt", "top"],
+        ["commit"]
+    ])) else {
+        return;
+    };
+    w.init().ok();
+    w.refresh().ok();
+    w.sim(json!([["expires", "stale", -1], ["commit"]]));
+    w.refresh().fails_with("xpired");
+    w.download(&["top.txt"]).fails_with("xpired");
+    assert!(w.targets().is_empty());
+}
