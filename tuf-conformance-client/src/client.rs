@@ -99,7 +99,8 @@ pub async fn refresh(
     .context(error::SetupSnafu)?;
     let transport =
         UpdogTransport::new(&config, HttpSettings::from_env()).context(error::SetupSnafu)?;
-    let transport = RecordingTransport::new(transport, &metadata_base);
+    let transport =
+        RecordingTransport::new(transport, &metadata_base).with_targets_base(&targets_base);
     let log = transport.log();
 
     let loaded =

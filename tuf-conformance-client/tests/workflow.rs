@@ -614,3 +614,33 @@ fn tough_departure_an_expired_delegated_role_fails_every_refresh() {
     w.download(&["top.txt"]).fails_with("xpired");
     assert!(w.targets().is_empty());
 }
+
+#[test]
+fn step_7_hash_prefixed_targets_below_a_directory_use_the_specifications_name() {
+    let Some(w) = world(json!([
+        ["add_target", "targets", "dir/sub/b.txt", "b"],
+        ["commit"]
+    ])) else {
+        return;
+    };
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"b"))
+    };
+    let spec = format!("/targets/dir/sub/{sha}.b.txt");
+    let toughs = format!("/targets/{sha}.dir/sub/b.txt");
+    w.init().ok();
+    w.download(&["dir/sub/b.txt"]).ok();
+    assert!(w.requested().contains(&spec), "{:?}", w.requested());
+    assert!(!w.requested().contains(&toughs), "{:?}", w.requested());
+    // A repository laid out as tough-based tools write it still works.
+    std::fs::remove_file(w.repo().join(spec.trim_start_matches('/'))).unwrap();
+    std::fs::remove_dir_all(w.target_dir()).unwrap();
+    w.server.clear_requests();
+    w.download(&["dir/sub/b.txt"]).ok();
+    assert!(w.requested().contains(&toughs), "{:?}", w.requested());
+    assert_eq!(
+        w.targets(),
+        [("dir%2Fsub%2Fb.txt".to_string(), "b".to_string())]
+    );
+}
