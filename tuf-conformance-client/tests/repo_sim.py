@@ -266,13 +266,18 @@ class Sim:
             raise SystemExit(f"unknown operation {name}")
 
     def store_target_bytes(self, path, content):
-        # Overwrite every stored copy of PATH (whatever hash prefix it was stored under).
+        """Overwrite every stored copy of PATH, under whatever hash prefix it was stored."""
+        head, _, tail = path.rpartition("/")
         for dirpath, _, files in os.walk(self.targets_dir):
             for f in files:
                 full = os.path.join(dirpath, f)
                 rel = os.path.relpath(full, self.targets_dir)
-                tail = path.rpartition("/")[2]
-                if rel == path or rel.endswith("." + path) or (f.endswith("." + tail) and rel.startswith(path.rpartition("/")[0])):
+                prefix, _, rest = rel.partition(".")
+                hashed = len(prefix) == 64 and all(c in "0123456789abcdef" for c in prefix)
+                spec_dir, _, spec_file = rel.rpartition("/")
+                spec_hash, _, spec_tail = spec_file.partition(".")
+                spec_hashed = len(spec_hash) == 64 and spec_dir == head and spec_tail == tail
+                if rel == path or (hashed and rest == path) or spec_hashed:
                     with open(full, "wb") as out:
                         out.write(content.encode())
 
