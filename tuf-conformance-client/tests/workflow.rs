@@ -644,3 +644,28 @@ fn step_7_hash_prefixed_targets_below_a_directory_use_the_specifications_name() 
         [("dir%2Fsub%2Fb.txt".to_string(), "b".to_string())]
     );
 }
+
+#[test]
+fn tough_departure_a_role_listing_a_target_outside_its_paths_fails_every_refresh() {
+    // The specification would only ignore that entry (no search reaches it); tough checks
+    // every listed target at load and refuses the repository (docs/tuf-conformance.md).
+    let Some(w) = world(json!([
+        ["delegate", "targets", "dirs", {"paths": ["dir/*"]}],
+        ["add_target", "targets", "top.txt", "top"],
+        ["add_target", "dirs", "dir/a.txt", "a"],
+        ["commit"]
+    ])) else {
+        return;
+    };
+    w.init().ok();
+    w.download(&["dir/a.txt"]).ok();
+    w.sim(json!([
+        ["add_target", "dirs", "elsewhere.txt", "outside dir/*"],
+        ["commit"]
+    ]));
+    // tough's message does not name the target or the role.
+    w.download(&["top.txt"])
+        .fails_with("Failed to refresh the metadata")
+        .fails_with("Invalid file permissions");
+    assert_eq!(w.targets(), [("dir%2Fa.txt".to_string(), "a".to_string())]);
+}
