@@ -11,13 +11,12 @@
 
 use crate::error::{self, Result};
 use crate::paths::{Paths, write_atomic};
-use crate::transport::UpdogTransport;
 use serde::{Deserialize, Serialize};
 use snafu::ResultExt;
 use std::collections::BTreeMap;
 use std::path::Path;
-use tough::schema::RoleType;
-use tough::{ExpirationEnforcement, Repository, RepositoryLoader};
+use tough::schema::{RoleType, Root};
+use tough::{ExpirationEnforcement, Repository, RepositoryLoader, Transport};
 use url::Url;
 
 /// What this node has trusted: the persisted floor (`var/lib/updog/trusted-state.json`).
@@ -40,7 +39,17 @@ pub struct TrustedState {
 impl TrustedState {
     /// The state of a loaded repository.
     pub fn of(repo: &Repository) -> TrustedState {
-        let root = &repo.root().signed;
+        TrustedState::from_roles(
+            &repo.root().signed,
+            repo.timestamp().signed.version.get(),
+            repo.snapshot().signed.version.get(),
+            repo.targets().signed.version.get(),
+        )
+    }
+
+    /// The state of a trusted `root` and the versions of the timestamp, snapshot and targets
+    /// metadata trusted with it (0 where none is trusted yet).
+    pub fn from_roles(root: &Root, timestamp: u64, snapshot: u64, targets: u64) -> TrustedState {
         let role_keys = [RoleType::Timestamp, RoleType::Snapshot, RoleType::Targets]
             .into_iter()
             .map(|role| {
@@ -58,9 +67,9 @@ impl TrustedState {
             .collect();
         TrustedState {
             root: root.version.get(),
-            timestamp: repo.timestamp().signed.version.get(),
-            snapshot: repo.snapshot().signed.version.get(),
-            targets: repo.targets().signed.version.get(),
+            timestamp,
+            snapshot,
+            targets,
             role_keys,
         }
     }
@@ -122,12 +131,18 @@ impl TrustedState {
 
 /// Loads the repository at the config's URLs from the booted root.json, with tough's datastore
 /// and our floor under `paths`, and raises the floor.
-pub async fn load_repository(
+///
+/// `transport` is updog's [`UpdogTransport`](crate::transport::UpdogTransport), or a wrapper
+/// around it (the TUF conformance client records the metadata bytes it fetches).
+pub async fn load_repository<T>(
     paths: &Paths,
     metadata_base_url: &Url,
     targets_base_url: &Url,
-    transport: UpdogTransport,
-) -> Result<Repository> {
+    transport: T,
+) -> Result<Repository>
+where
+    T: Transport + Send + Sync + 'static,
+{
     let root = std::fs::read(&paths.root_json).context(error::IoSnafu {
         verb: "read the trusted root",
         path: &paths.root_json,
