@@ -159,11 +159,16 @@ where
         .load()
         .await
         .context(error::LoadRepoSnafu { url: &url })?;
-    let floor = TrustedState::read(&paths.trusted_state)?;
     let loaded = TrustedState::of(&repo);
-    loaded.check_against(&floor, &url)?;
-    if loaded != floor {
-        loaded.write(&paths.trusted_state)?;
+    {
+        // Reading, checking and raising the floor is one step: two refreshes that overlap (a
+        // `check-update` beside an install) must not let the slower one write back a lower floor.
+        let _guard = FloorGuard::take(&paths.trusted_state)?;
+        let floor = TrustedState::read(&paths.trusted_state)?;
+        loaded.check_against(&floor, &url)?;
+        if loaded != floor {
+            loaded.write(&paths.trusted_state)?;
+        }
     }
     tracing::debug!(
         "trusted root {} timestamp {} snapshot {} targets {}",
@@ -173,6 +178,37 @@ where
         loaded.targets
     );
     Ok(repo)
+}
+
+/// An exclusive `flock` on `<floor>.lock`, held while the floor is read, checked and raised.
+/// Unlike the update lock it waits: the critical section is a file read and an atomic write.
+struct FloorGuard {
+    /// Closing the file releases the lock.
+    _file: std::fs::File,
+}
+
+impl FloorGuard {
+    fn take(floor: &Path) -> Result<FloorGuard> {
+        let mut name = floor.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .context(error::IoSnafu {
+                verb: "open",
+                path: &path,
+            })?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(std::io::Error::from)
+            .context(error::IoSnafu {
+                verb: "lock",
+                path: &path,
+            })?;
+        Ok(FloorGuard { _file: file })
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +251,31 @@ mod tests {
         state(1, 1, "1:aa")
             .check_against(&TrustedState::default(), "u")
             .unwrap();
+    }
+
+    #[test]
+    fn overlapping_refreshes_never_lower_the_floor() {
+        // Many threads raise the floor to different versions at once, each through the same
+        // read-check-write the loader does; the floor ends at the highest, never below.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trusted-state.json");
+        let threads: Vec<_> = (1..=16u64)
+            .map(|v| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let loaded = state(1, v, "1:aa");
+                    let _guard = FloorGuard::take(&path).unwrap();
+                    let floor = TrustedState::read(&path).unwrap();
+                    if loaded.check_against(&floor, "u").is_ok() && loaded != floor {
+                        loaded.write(&path).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(TrustedState::read(&path).unwrap().timestamp, 16);
     }
 
     #[test]
