@@ -20,6 +20,10 @@ pub const VARIANT: &str = "vm";
 pub const ARCH: &str = "x86_64";
 /// Seconds one boot may take before qemu is killed (`TWINSET_VM_BOOT_TIMEOUT` overrides).
 pub const BOOT_TIMEOUT_SECS: u64 = 300;
+/// Set to keep every machine's directory (disk, serial logs) after the test.
+pub const KEEP_ENV: &str = "TWINSET_VM_KEEP";
+/// The host's CA bundle, shipped in ROOT at the same path.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// DATA's size: the datastore, updog's state and caches.
 const DATA_MIB: u64 = 16;
 
@@ -71,6 +75,7 @@ impl Lab {
         };
         let dir = tempfile::Builder::new()
             .prefix("twinset-vm-")
+            .disable_cleanup(std::env::var_os(KEEP_ENV).is_some())
             .tempdir()
             .context(error::IoSnafu {
                 action: "create",
@@ -98,6 +103,9 @@ impl Lab {
         guest::install_busybox(&found[2], &tree)?;
         binaries.install(&tree)?;
         write_file(&tree.join("sbin/init"), guest::ROOT_INIT.as_bytes(), 0o755)?;
+        // updog's HTTPS client loads the system's trust store even for file:// repositories,
+        // as on any image that ships an HTTPS client.
+        guest::copy_file(Path::new(CA_BUNDLE), &tree.join(CA_BUNDLE.trim_start_matches('/')), 0o644)?;
         let (metadata, targets) = repo.urls(&format!("file://{REPO_MOUNT}/"));
         let config =
             format!("metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\n");
@@ -224,24 +232,13 @@ impl Lab {
         )?;
         write_at(&node.disk, data_part.byte_range().start, &data_img)?;
 
-        let repo_disk = dir.join("repo.ext4");
-        let base = self.repo.base();
-        let size = (tree_size(&base)? * 5 / 4 + (8 << 20)).div_ceil(1 << 20);
-        run(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-L", "REPO", "-b", "4096", "-d"])
-                .arg(&base)
-                .arg(&repo_disk)
-                .arg(format!("{size}M")),
-            "write the offline repository disk",
-        )?;
         Ok(Machine {
             dir,
             disk: node.disk.clone(),
             node,
             kernel: self.kernel.vmlinuz.clone(),
             initramfs: self.initramfs.clone(),
-            repo_disk,
+            repo_disk: None,
             boots: 0,
         })
     }
@@ -276,7 +273,7 @@ pub struct Machine {
     pub node: TestNode,
     kernel: PathBuf,
     initramfs: PathBuf,
-    repo_disk: PathBuf,
+    repo_disk: Option<PathBuf>,
     boots: u32,
 }
 
@@ -307,6 +304,24 @@ impl Boot {
 }
 
 impl Machine {
+    /// Writes everything `lab` has published so far to an ext4 image attached as the second
+    /// disk (`/dev/vdb`, mounted read-only on `/media/repo`): the offline repository.
+    pub fn write_repo_disk(&mut self, lab: &Lab) -> Result<()> {
+        let repo_disk = self.dir.join("repo.ext4");
+        let base = lab.repo.base();
+        let size = (tree_size(&base)? * 5 / 4 + (8 << 20)).div_ceil(1 << 20);
+        run(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", "REPO", "-b", "4096", "-d"])
+                .arg(&base)
+                .arg(&repo_disk)
+                .arg(format!("{size}M")),
+            "write the offline repository disk",
+        )?;
+        self.repo_disk = Some(repo_disk);
+        Ok(())
+    }
+
     /// Powers on once and waits for the machine to end (power-off, restart or panic: with
     /// `-no-reboot` each ends qemu).
     pub fn boot(&mut self, step: Step) -> Result<Boot> {
@@ -347,14 +362,15 @@ impl Machine {
             ))
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", self.disk.display()))
-            .arg("-drive")
-            .arg(format!(
-                "file={},format=raw,if=virtio,readonly=on",
-                self.repo_disk.display()
-            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(repo) = &self.repo_disk {
+            command.arg("-drive").arg(format!(
+                "file={},format=raw,if=virtio,readonly=on",
+                repo.display()
+            ));
+        }
         let mut child = command.spawn().context(error::SpawnSnafu {
             tool: "qemu-system-x86_64",
         })?;
