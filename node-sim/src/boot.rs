@@ -83,7 +83,13 @@ impl Node {
         };
         self.expose(&info)?;
         let version = info.os_release.version_id().clone();
-        self.services(rec, set, marked_before, version, info.health_checks.as_deref())
+        self.services(
+            rec,
+            set,
+            marked_before,
+            version,
+            info.health_checks.as_deref(),
+        )
     }
 
     /// Runs the boot services (migrator, health gate, mark-successful-boot) on a node whose
@@ -106,8 +112,9 @@ impl Node {
             action: "read",
             path: &os_release,
         })?;
-        let parsed: image_builder::OsRelease =
-            text.parse().context(error::OsReleaseSnafu { path: &os_release })?;
+        let parsed: image_builder::OsRelease = text
+            .parse()
+            .context(error::OsReleaseSnafu { path: &os_release })?;
         let checks_path = self.sysroot.join(EXPOSED[2]);
         let checks = match std::fs::read_to_string(&checks_path) {
             Ok(text) => Some(text),
@@ -137,7 +144,8 @@ impl Node {
         let disk = self.signpost()?;
         let marked_before = disk.flags(set).successful;
         let other = disk.flags(set.other());
-        let other_failed = other.priority.get() > disk.flags(set).priority.get() && !other.is_bootable();
+        let other_failed =
+            other.priority.get() > disk.flags(set).priority.get() && !other.is_bootable();
         let other_parts = disk.partitions(set.other()).clone();
         drop(disk);
         let mut rec = BootRecord {
@@ -406,7 +414,13 @@ mod tests {
     #[test]
     fn partition_devices_are_named_as_the_kernel_names_them() {
         assert_eq!(partition_device(Path::new("/dev/vda"), 3), "/dev/vda3");
-        assert_eq!(partition_device(Path::new("/dev/nvme0n1"), 3), "/dev/nvme0n1p3");
-        assert_eq!(partition_device(Path::new("/dev/loop7"), 12), "/dev/loop7p12");
+        assert_eq!(
+            partition_device(Path::new("/dev/nvme0n1"), 3),
+            "/dev/nvme0n1p3"
+        );
+        assert_eq!(
+            partition_device(Path::new("/dev/loop7"), 12),
+            "/dev/loop7p12"
+        );
     }
 }
