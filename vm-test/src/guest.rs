@@ -89,7 +89,10 @@ impl Binaries {
         })?;
         let mut files = Vec::new();
         for bin in binaries {
-            let name = bin.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = bin
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             let copy = work.join(&name);
             std::fs::copy(bin, &copy).context(error::IoSnafu {
                 action: "copy",
@@ -142,8 +145,15 @@ pub fn ldd(binary: &Path) -> Result<Vec<String>> {
 /// Installs busybox at `bin/busybox` in `tree` with a symlink for each of its applets.
 pub fn install_busybox(busybox: &Path, tree: &Path) -> Result<()> {
     copy_file(busybox, &tree.join("bin/busybox"), 0o755)?;
-    let list = run(Command::new(busybox).arg("--list"), "list busybox's applets")?;
-    for applet in list.lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+    let list = run(
+        Command::new(busybox).arg("--list"),
+        "list busybox's applets",
+    )?;
+    for applet in list
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "busybox")
+    {
         let link = tree.join("bin").join(applet);
         if !link.exists() {
             std::os::unix::fs::symlink("busybox", &link).context(error::IoSnafu {
@@ -174,11 +184,18 @@ pub fn build_initramfs(
     binaries.install(&tree)?;
     copy_file(dmsetup, &tree.join("usr/bin/dmsetup"), 0o755)?;
     for lib in ldd(dmsetup)? {
-        copy_file(Path::new(&lib), &tree.join(lib.trim_start_matches('/')), 0o755)?;
+        copy_file(
+            Path::new(&lib),
+            &tree.join(lib.trim_start_matches('/')),
+            0o755,
+        )?;
     }
     let mut list = String::new();
     for module in kernel.module_closure(&MODULES)? {
-        let name = module.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = module
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         copy_file(&module, &tree.join("lib/modules").join(&name), 0o644)?;
         list.push_str(&name);
         list.push('\n');
@@ -297,10 +314,8 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).context(
-        error::IoSnafu {
-            action: "set the mode of",
-            path,
-        },
-    )
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).context(error::IoSnafu {
+        action: "set the mode of",
+        path,
+    })
 }

@@ -12,7 +12,13 @@ pub const KERNEL_DIR_ENV: &str = "TWINSET_VM_KERNEL_DIR";
 /// The modules the guest needs, by name: the virtio disk, ext4 (which cannot mount without
 /// `crc32c_generic` loaded explicitly), and device-mapper with dm-verity. Their dependencies are
 /// added from each module's `depends=`.
-pub const MODULES: [&str; 5] = ["virtio_blk", "virtio_pci", "crc32c_generic", "ext4", "dm-verity"];
+pub const MODULES: [&str; 5] = [
+    "virtio_blk",
+    "virtio_pci",
+    "crc32c_generic",
+    "ext4",
+    "dm-verity",
+];
 
 /// An unpacked kernel package.
 #[derive(Debug, Clone)]
@@ -40,9 +46,10 @@ impl Kernel {
         let fail = |reason: String| error::KernelSnafu { dir, reason }.fail();
         let boot = dir.join("boot");
         let vmlinuz = std::fs::read_dir(&boot).ok().and_then(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+            entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+            })
         });
         let Some(vmlinuz) = vmlinuz else {
             return fail(format!(
@@ -51,7 +58,11 @@ impl Kernel {
         };
         let release = vmlinuz
             .file_name()
-            .map(|n| n.to_string_lossy().trim_start_matches("vmlinuz-").to_string())
+            .map(|n| {
+                n.to_string_lossy()
+                    .trim_start_matches("vmlinuz-")
+                    .to_string()
+            })
             .unwrap_or_default();
         let modules = dir.join("lib/modules").join(&release);
         if !modules.is_dir() {

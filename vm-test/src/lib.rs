@@ -35,4 +35,6 @@ mod machine;
 
 pub use error::{Error, Result};
 pub use kernel::Kernel;
-pub use machine::{ARCH, BOOT_TIMEOUT_SECS, Boot, KEEP_ENV, Data, Lab, Machine, SetFlags, Step, TOOLS, VARIANT};
+pub use machine::{
+    ARCH, BOOT_TIMEOUT_SECS, Boot, Data, KEEP_ENV, Lab, Machine, SetFlags, Step, TOOLS, VARIANT,
+};

@@ -92,12 +92,22 @@ impl Lab {
         )?;
         let initramfs = dir.path().join("initramfs.cpio");
         guest::build_initramfs(&kernel, &found[2], &found[3], &binaries, &work, &initramfs)?;
-        let repo = TestRepo::create(&dir.path().join("publisher"), VARIANT, ARCH)
-            .context(error::BuildSnafu {
+        let repo = TestRepo::create(&dir.path().join("publisher"), VARIANT, ARCH).context(
+            error::BuildSnafu {
                 action: "create the repository",
-            })?;
+            },
+        )?;
         let tree = work.join("root");
-        for sub in ["var", "run", "proc", "sys", "dev", "tmp", "media/repo", "etc/twinset"] {
+        for sub in [
+            "var",
+            "run",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "media/repo",
+            "etc/twinset",
+        ] {
             mkdir(&tree.join(sub))?;
         }
         guest::install_busybox(&found[2], &tree)?;
@@ -105,7 +115,11 @@ impl Lab {
         write_file(&tree.join("sbin/init"), guest::ROOT_INIT.as_bytes(), 0o755)?;
         // updog's HTTPS client loads the system's trust store even for file:// repositories,
         // as on any image that ships an HTTPS client.
-        guest::copy_file(Path::new(CA_BUNDLE), &tree.join(CA_BUNDLE.trim_start_matches('/')), 0o644)?;
+        guest::copy_file(
+            Path::new(CA_BUNDLE),
+            &tree.join(CA_BUNDLE.trim_start_matches('/')),
+            0o644,
+        )?;
         let (metadata, targets) = repo.urls(&format!("file://{REPO_MOUNT}/"));
         let config =
             format!("metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\n");
@@ -149,9 +163,8 @@ impl Lab {
         spec.root_tree = Some(self.tree.clone());
         spec.root_size = Some(self.root_size);
         let out = self.dir.path().join("build").join(version);
-        let images = image_builder::build_release(&spec, &out).context(error::ImageSnafu {
-            version,
-        })?;
+        let images =
+            image_builder::build_release(&spec, &out).context(error::ImageSnafu { version })?;
         let built = BuiltRelease {
             version: parsed,
             images,
@@ -193,9 +206,10 @@ impl Lab {
             urls: None,
             seed: None,
         };
-        let node = TestNode::create(&dir.join("node"), first, &spec).context(error::BuildSnafu {
-            action: "lay out the disk",
-        })?;
+        let node =
+            TestNode::create(&dir.join("node"), first, &spec).context(error::BuildSnafu {
+                action: "lay out the disk",
+            })?;
 
         // The factory datastore, made by the migrator itself, on DATA's filesystem.
         let staging = dir.join("data-staging");
@@ -476,7 +490,12 @@ impl Machine {
             path: &self.dir,
         })?;
         let image = dir.path().join("data.ext4");
-        copy_range(&self.disk, part.byte_range().start, part.size_bytes(), &image)?;
+        copy_range(
+            &self.disk,
+            part.byte_range().start,
+            part.size_bytes(),
+            &image,
+        )?;
         run(
             Command::new("debugfs")
                 .arg("-R")
@@ -572,7 +591,10 @@ impl Data {
         let err = || error::DatastoreSnafu { path: &path };
         let store = migrator::Datastore::open_current(&path).with_context(|_| err())?;
         let key = migrator::Key::new(key).with_context(|_| err())?;
-        Ok(store.get(&key).with_context(|_| err())?.map(|v| v.to_string()))
+        Ok(store
+            .get(&key)
+            .with_context(|_| err())?
+            .map(|v| v.to_string()))
     }
 
     /// The datastore's version and whether it is confirmed.

@@ -29,8 +29,12 @@ fn replace_motd(lab: &Lab, name: &str, old: &str, new: &str) -> PathBuf {
 /// A fresh machine with 1.0.0 in set A and `settings.motd = "hello"`.
 fn fresh(lab: &Lab) -> Machine {
     let first = lab.release("1.0.0", HEALTHY, &[]).unwrap();
-    lab.machine("node", &first, &[("settings.motd", serde_json::json!("hello"))])
-        .unwrap()
+    lab.machine(
+        "node",
+        &first,
+        &[("settings.motd", serde_json::json!("hello"))],
+    )
+    .unwrap()
 }
 
 fn boot(machine: &mut Machine, step: Step) -> Boot {
@@ -84,7 +88,10 @@ fn a_fresh_disk_boots_set_a_and_marks_it() {
         "{rec:?}"
     );
     assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
-    assert_eq!(data.setting("settings.motd").unwrap().as_deref(), Some("\"hello\""));
+    assert_eq!(
+        data.setting("settings.motd").unwrap().as_deref(),
+        Some("\"hello\"")
+    );
     assert!(machine.boot_ever_succeeded().unwrap());
     assert_eq!(machine.flags(SetId::A).unwrap(), marked(1));
 }
@@ -99,11 +106,23 @@ fn an_update_from_the_offline_repository_boots_from_b_and_migrates_forward() {
 
     let install = boot(&mut machine, Step::Update);
     assert_ran(&install, "A", "1.0.0", 0);
-    assert!(install.has("update-image: exit 0"), "{}", install.markers().join("\n"));
-    assert!(install.has("update-apply: exit 0"), "{}", install.markers().join("\n"));
+    assert!(
+        install.has("update-image: exit 0"),
+        "{}",
+        install.markers().join("\n")
+    );
+    assert!(
+        install.has("update-apply: exit 0"),
+        "{}",
+        install.markers().join("\n")
+    );
     assert_eq!(
         machine.flags(SetId::B).unwrap(),
-        SetFlags { priority: 2, tries_left: 1, successful: false }
+        SetFlags {
+            priority: 2,
+            tries_left: 1,
+            successful: false
+        }
     );
 
     let updated = boot(&mut machine, Step::None);
@@ -115,7 +134,10 @@ fn an_update_from_the_offline_repository_boots_from_b_and_migrates_forward() {
         ("B", Some("1.1.0"), Outcome::Marked),
         "{rec:?}"
     );
-    assert!(rec.migration.as_deref().unwrap().contains("forward"), "{rec:?}");
+    assert!(
+        rec.migration.as_deref().unwrap().contains("forward"),
+        "{rec:?}"
+    );
     assert_eq!(data.datastore().unwrap(), ("1.1.0".to_string(), true));
     assert_eq!(
         data.setting("settings.motd").unwrap().as_deref(),
@@ -133,7 +155,11 @@ fn a_release_that_fails_its_health_check_falls_back_and_the_datastore_moves_back
     lab.release("1.2.0", UNHEALTHY, &[migration]).unwrap();
     machine.write_repo_disk(&lab).unwrap();
     let install = boot(&mut machine, Step::Update);
-    assert!(install.has("update-apply: exit 0"), "{}", install.markers().join("\n"));
+    assert!(
+        install.has("update-apply: exit 0"),
+        "{}",
+        install.markers().join("\n")
+    );
 
     // 1.2.0 boots once: its migration runs, its health check fails, it is not marked.
     let failed = boot(&mut machine, Step::None);
@@ -149,7 +175,11 @@ fn a_release_that_fails_its_health_check_falls_back_and_the_datastore_moves_back
     );
     assert_eq!(
         machine.flags(SetId::B).unwrap(),
-        SetFlags { priority: 2, tries_left: 0, successful: false }
+        SetFlags {
+            priority: 2,
+            tries_left: 0,
+            successful: false
+        }
     );
 
     // The next boot falls back to the known-good set, whose migrator moves the datastore back.
@@ -159,7 +189,10 @@ fn a_release_that_fails_its_health_check_falls_back_and_the_datastore_moves_back
     let rec = data.last_boot().unwrap();
     assert_eq!(rec.fell_back_from.as_deref(), Some("1.2.0"), "{rec:?}");
     assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
-    assert_eq!(data.setting("settings.motd").unwrap().as_deref(), Some("\"hello\""));
+    assert_eq!(
+        data.setting("settings.motd").unwrap().as_deref(),
+        Some("\"hello\"")
+    );
     assert!(!machine.flags(SetId::B).unwrap().successful);
 }
 
@@ -170,22 +203,40 @@ fn dm_verity_refuses_a_corrupted_root_and_the_next_boot_falls_back() {
     let release = lab.release("1.1.0", HEALTHY, &[]).unwrap();
     machine.write_repo_disk(&lab).unwrap();
     let install = boot(&mut machine, Step::Update);
-    assert!(install.has("update-apply: exit 0"), "{}", install.markers().join("\n"));
+    assert!(
+        install.has("update-apply: exit 0"),
+        "{}",
+        install.markers().join("\n")
+    );
 
     // One byte of the new ROOT's init flipped on disk, after updog verified what it wrote.
     machine.corrupt(SetId::B, &release, "/sbin/init").unwrap();
     let refused = boot(&mut machine, Step::None);
-    assert!(refused.has("\"set\":\"B\""), "{}", refused.markers().join("\n"));
+    assert!(
+        refused.has("\"set\":\"B\""),
+        "{}",
+        refused.markers().join("\n")
+    );
     assert!(
         refused.serial.contains("is corrupted"),
         "dm-verity did not report the corrupted block: {}",
         refused.log.display()
     );
-    assert!(!refused.has("root: version 1.1.0"), "the corrupted init ran");
-    assert!(!refused.has("services:"), "boot services ran on a corrupted root");
+    assert!(
+        !refused.has("root: version 1.1.0"),
+        "the corrupted init ran"
+    );
+    assert!(
+        !refused.has("services:"),
+        "boot services ran on a corrupted root"
+    );
     assert_eq!(
         machine.flags(SetId::B).unwrap(),
-        SetFlags { priority: 2, tries_left: 0, successful: false }
+        SetFlags {
+            priority: 2,
+            tries_left: 0,
+            successful: false
+        }
     );
 
     let back = boot(&mut machine, Step::None);
@@ -206,17 +257,39 @@ fn a_power_cut_mid_install_boots_the_known_good_set_and_the_update_completes_lat
 
     // Cut while updog streams ROOT into set B.
     let cut = machine
-        .boot_and_cut_at(Step::Update, "\"phase\":\"download\",\"version\":\"1.1.0\",\"image\":\"root\"")
+        .boot_and_cut_at(
+            Step::Update,
+            "\"phase\":\"download\",\"version\":\"1.1.0\",\"image\":\"root\"",
+        )
         .unwrap();
     eprintln!("serial log: {}", cut.log.display());
-    assert!(cut.cut, "updog never started writing ROOT:\n{}", cut.markers().join("\n"));
-    assert!(!cut.has("update-image: exit"), "the install finished before the cut");
-    assert_eq!(machine.flags(SetId::B).unwrap().priority, 0, "a torn set B is bootable");
+    assert!(
+        cut.cut,
+        "updog never started writing ROOT:\n{}",
+        cut.markers().join("\n")
+    );
+    assert!(
+        !cut.has("update-image: exit"),
+        "the install finished before the cut"
+    );
+    assert_eq!(
+        machine.flags(SetId::B).unwrap().priority,
+        0,
+        "a torn set B is bootable"
+    );
 
     let again = boot(&mut machine, Step::Update);
     assert_ran(&again, "A", "1.0.0", 0);
-    assert!(again.has("update-image: exit 0"), "{}", again.markers().join("\n"));
-    assert!(again.has("update-apply: exit 0"), "{}", again.markers().join("\n"));
+    assert!(
+        again.has("update-image: exit 0"),
+        "{}",
+        again.markers().join("\n")
+    );
+    assert!(
+        again.has("update-apply: exit 0"),
+        "{}",
+        again.markers().join("\n")
+    );
 
     let updated = boot(&mut machine, Step::None);
     assert_ran(&updated, "B", "1.1.0", 0);
