@@ -26,20 +26,21 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755 tmpfs /run
-halt() { echo "twinset-vm: firmware: $*"; poweroff -f; }
+say() { echo "twinset-vm: [$(cut -d' ' -f1 /proc/uptime)] $*"; }
+halt() { say "firmware: $*"; poweroff -f; }
 for m in $(cat /etc/modules); do insmod "/lib/modules/$m" || halt "cannot load $m"; done
 i=0
 while [ ! -b /dev/vda ]; do
     i=$((i + 1)); [ $i -gt 100 ] && halt "no /dev/vda"; sleep 0.1
 done
 chosen=$(signpost --disk /dev/vda boot-select --json) || halt "no bootable set"
-echo "twinset-vm: firmware: boot-select $chosen"
+say "firmware: boot-select $chosen"
 table=$(node-sim --sysroot / --disk /dev/vda verity-table) || halt "no verity parameters"
-echo "twinset-vm: firmware: verity $table"
+say "firmware: verity $table"
 DM_DISABLE_UDEV=1 dmsetup create root --readonly --table "$table" || halt "dmsetup failed"
 mount -t ext4 -o ro /dev/mapper/root /newroot || halt "cannot mount the verified root"
+say "firmware: switching to the verified root"
 for d in dev proc sys run; do mount --move "/$d" "/newroot/$d"; done
-echo "twinset-vm: firmware: switching to the verified root"
 exec switch_root /newroot /sbin/init
 "#;
 
@@ -49,24 +50,25 @@ exec switch_root /newroot /sbin/init
 pub const ROOT_INIT: &str = r#"#!/bin/sh
 export PATH=/bin:/usr/bin
 mount -t tmpfs tmpfs /tmp
+say() { echo "twinset-vm: [$(cut -d' ' -f1 /proc/uptime)] $*"; }
 . /etc/os-release
-echo "twinset-vm: root: version $VERSION_ID running"
-data=$(findfs LABEL=DATA) && mount -t ext4 "$data" /var || echo "twinset-vm: root: cannot mount DATA"
-off() { sync; umount /var; echo "twinset-vm: power off"; poweroff -f; }
+say "root: version $VERSION_ID running"
+data=$(findfs LABEL=DATA) && mount -t ext4 "$data" /var || say "root: cannot mount DATA"
+off() { sync; umount /var; say "power off"; poweroff -f; }
 node-sim --sysroot / --disk /dev/vda services --json > /run/boot.json
 rc=$?
 tr -d '\n' < /run/boot.json; echo
-echo "twinset-vm: services: exit $rc"
+say "services: exit $rc"
 [ $rc -eq 0 ] || off
 step=$(sed -n 's/.*twinset\.step=\([a-z-]*\).*/\1/p' /proc/cmdline)
 case "$step" in
 update)
-    mount -t ext4 -o ro /dev/vdb /media/repo || echo "twinset-vm: step: no repository disk"
-    echo "twinset-vm: step update: start"
+    mount -t ext4 -o ro /dev/vdb /media/repo || say "step: no repository disk"
+    say "step update: start"
     updog --disk /dev/vda --progress json update-image
-    echo "twinset-vm: step update-image: exit $?"
+    say "step update-image: exit $?"
     updog --disk /dev/vda update-apply
-    echo "twinset-vm: step update-apply: exit $?"
+    say "step update-apply: exit $?"
     ;;
 esac
 off
@@ -116,10 +118,16 @@ impl Binaries {
         Ok(Binaries { files })
     }
 
-    /// Copies every file into `tree` at its guest path.
-    pub fn install(&self, tree: &Path) -> Result<()> {
+    /// Copies the binaries named in `names` and every library into `tree` at their guest paths.
+    pub fn install(&self, tree: &Path, names: &[&str]) -> Result<()> {
         for (guest, host) in &self.files {
-            copy_file(host, &tree.join(guest), 0o755)?;
+            let wanted = match guest.strip_prefix("usr/bin/") {
+                Some(name) => names.contains(&name),
+                None => true,
+            };
+            if wanted {
+                copy_file(host, &tree.join(guest), 0o755)?;
+            }
         }
         Ok(())
     }
@@ -181,7 +189,7 @@ pub fn build_initramfs(
         mkdir(&tree.join(dir))?;
     }
     install_busybox(busybox, &tree)?;
-    binaries.install(&tree)?;
+    binaries.install(&tree, &["signpost", "node-sim"])?;
     copy_file(dmsetup, &tree.join("usr/bin/dmsetup"), 0o755)?;
     for lib in ldd(dmsetup)? {
         copy_file(

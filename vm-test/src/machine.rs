@@ -111,7 +111,7 @@ impl Lab {
             mkdir(&tree.join(sub))?;
         }
         guest::install_busybox(&found[2], &tree)?;
-        binaries.install(&tree)?;
+        binaries.install(&tree, &["updog", "node-sim"])?;
         write_file(&tree.join("sbin/init"), guest::ROOT_INIT.as_bytes(), 0o755)?;
         // updog's HTTPS client loads the system's trust store even for file:// repositories,
         // as on any image that ships an HTTPS client.
@@ -362,7 +362,7 @@ impl Machine {
         command
             .args(["--kill-after=10", &secs.to_string(), "qemu-system-x86_64"])
             .args(["-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1"])
-            .args(["-no-reboot", "-nographic", "-monitor", "none"])
+            .args(["-no-reboot", "-nographic", "-monitor", "none", "-net", "none"])
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
             .arg("-kernel")
