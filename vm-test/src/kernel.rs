@@ -25,8 +25,10 @@ pub const MODULES: [&str; 5] = [
 pub struct Kernel {
     /// The directory the package was unpacked into.
     pub dir: PathBuf,
-    /// `boot/vmlinuz-<release>`.
-    pub vmlinuz: PathBuf,
+    /// What qemu starts with `-kernel`: `boot/vmlinux-<release>` (uncompressed, started through
+    /// its PVH entry, which spares each boot decompressing the kernel under emulation) when
+    /// `.ci/fetch-vm-kernel` wrote it, else `boot/vmlinuz-<release>`.
+    pub image: PathBuf,
     /// `lib/modules/<release>`.
     pub modules: PathBuf,
 }
@@ -68,9 +70,10 @@ impl Kernel {
         if !modules.is_dir() {
             return fail(format!("no lib/modules/{release}"));
         }
+        let vmlinux = boot.join(format!("vmlinux-{release}"));
         Ok(Kernel {
             dir: dir.to_path_buf(),
-            vmlinuz,
+            image: if vmlinux.is_file() { vmlinux } else { vmlinuz },
             modules,
         })
     }

@@ -250,7 +250,7 @@ impl Lab {
             dir,
             disk: node.disk.clone(),
             node,
-            kernel: self.kernel.vmlinuz.clone(),
+            kernel: self.kernel.image.clone(),
             initramfs: self.initramfs.clone(),
             repo_disk: None,
             boots: 0,
@@ -362,7 +362,14 @@ impl Machine {
         command
             .args(["--kill-after=10", &secs.to_string(), "qemu-system-x86_64"])
             .args(["-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1"])
-            .args(["-no-reboot", "-nographic", "-monitor", "none", "-net", "none"])
+            .args([
+                "-no-reboot",
+                "-nographic",
+                "-monitor",
+                "none",
+                "-net",
+                "none",
+            ])
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
             .arg("-kernel")
@@ -416,6 +423,74 @@ impl Machine {
             .fail();
         }
         Ok(Boot { log, serial, cut })
+    }
+
+    /// Writes `release` into the set other than `active` and applies it, from the host, the way
+    /// updog does on the node: the set cleared, the three images written, the set marked valid
+    /// (one try) and given priority 2 (signpost's `clear-inactive`, `mark-inactive-valid`,
+    /// `upgrade-to-inactive`).
+    pub fn stage(&self, active: SetId, release: &BuiltRelease) -> Result<()> {
+        let disk_err = |action: &str| error::DiskSnafu {
+            action: action.to_string(),
+        };
+        let open = || {
+            self.node
+                .signpost()
+                .map(|d| d.with_active(active))
+                .context(error::BuildSnafu {
+                    action: "read the partition table",
+                })
+        };
+        open()?
+            .clear_inactive()
+            .with_context(|_| disk_err("clear the inactive set"))?;
+        self.node
+            .write_release(active.other(), release)
+            .context(error::BuildSnafu {
+                action: format!("write {} into set {}", release.version, active.other()),
+            })?;
+        let mut disk = open()?;
+        disk.mark_inactive_valid()
+            .with_context(|_| disk_err("mark the inactive set valid"))?;
+        disk.upgrade_to_inactive()
+            .with_context(|_| disk_err("upgrade to the inactive set"))
+    }
+
+    /// Whether `set`'s BOOT, ROOT and HASH partitions begin with `release`'s images, byte for byte.
+    pub fn holds(&self, set: SetId, release: &BuiltRelease) -> Result<bool> {
+        let parts = self
+            .node
+            .signpost()
+            .context(error::BuildSnafu {
+                action: "read the partition table",
+            })?
+            .partitions(set)
+            .clone();
+        for (image, part) in [
+            (&release.images.boot, &parts.boot),
+            (&release.images.root, &parts.root),
+            (&release.images.hash, &parts.hash),
+        ] {
+            let want = std::fs::read(&image.path).context(error::IoSnafu {
+                action: "read",
+                path: &image.path,
+            })?;
+            let mut have = vec![0u8; want.len()];
+            let mut disk = File::open(&self.disk).context(error::IoSnafu {
+                action: "open",
+                path: &self.disk,
+            })?;
+            disk.seek(SeekFrom::Start(part.byte_range().start))
+                .and_then(|_| disk.read_exact(&mut have))
+                .context(error::IoSnafu {
+                    action: "read a partition of",
+                    path: &self.disk,
+                })?;
+            if have != want {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A set's BOOT attribute bits as `sgdisk -i` prints them.
