@@ -124,6 +124,9 @@ fn an_update_from_the_offline_repository_boots_from_b_and_migrates_forward() {
             successful: false
         }
     );
+    let data = machine.data().unwrap();
+    assert_eq!(data.last_boot().unwrap().version.as_deref(), Some("1.0.0"));
+    assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
 
     let updated = boot(&mut machine, Step::None);
     assert_ran(&updated, "B", "1.1.0", 0);
@@ -159,6 +162,10 @@ fn a_release_that_fails_its_health_check_falls_back_and_the_datastore_moves_back
         install.has("update-apply: exit 0"),
         "{}",
         install.markers().join("\n")
+    );
+    assert_eq!(
+        machine.data().unwrap().last_boot().unwrap().outcome,
+        Outcome::Healthy
     );
 
     // 1.2.0 boots once: its migration runs, its health check fails, it is not marked.
@@ -222,6 +229,11 @@ fn dm_verity_refuses_a_corrupted_root_and_the_next_boot_falls_back() {
         !refused.has("services:"),
         "boot services ran on a corrupted root"
     );
+    let data = machine.data().unwrap();
+    assert!(
+        !data.var_lib().join("twinset/last-boot.json").exists(),
+        "a boot was recorded on DATA"
+    );
     assert_eq!(
         machine.flags(SetId::B).unwrap(),
         SetFlags {
@@ -270,6 +282,12 @@ fn a_power_cut_mid_install_boots_the_known_good_set_and_the_update_completes_lat
         0,
         "a torn set B is bootable"
     );
+    assert!(
+        !machine.holds(SetId::B, &release).unwrap(),
+        "set B was complete at the cut"
+    );
+    let rec = machine.data().unwrap().last_boot().unwrap();
+    assert_eq!((rec.boot, rec.set.as_str()), (1, "A"), "{rec:?}");
 
     let again = boot(&mut machine, Step::Update);
     assert_ran(&again, "A", "1.0.0", 0);
@@ -284,6 +302,12 @@ fn a_power_cut_mid_install_boots_the_known_good_set_and_the_update_completes_lat
         again.markers().join("\n")
     );
 
+    let rec = machine.data().unwrap().last_boot().unwrap();
+    assert_eq!(
+        (rec.boot, rec.set.as_str(), rec.outcome),
+        (2, "A", Outcome::Healthy),
+        "{rec:?}"
+    );
     // Completed: set B holds 1.1.0 byte for byte and boots next, once.
     assert!(machine.holds(SetId::B, &release).unwrap());
     assert_eq!(
