@@ -56,7 +56,6 @@ impl Node {
     /// (no bootable set, an unreadable disk); a failed boot is an outcome that asks for a reboot.
     pub fn boot(&self) -> Result<BootRecord> {
         self.reset_volatile()?;
-        let previous = record::last_boot(&self.sysroot).ok().flatten();
 
         // Firmware and bootloader: repair a torn table copy, choose, spend a try, record.
         let mut disk = self.signpost()?;
@@ -66,22 +65,89 @@ impl Node {
         let set = disk.boot_select().context(error::DiskSnafu {
             action: "choose a set to boot",
         })?;
-        let marked_before = disk.flags(set).successful;
-        let other_failed = {
-            let other = disk.flags(set.other());
-            // The other set outranks the chosen one but can no longer boot: its try was spent
-            // and never confirmed.
-            other.priority.get() > disk.flags(set).priority.get() && !other.is_bootable()
-        };
         let parts = disk.partitions(set).clone();
-        let other_parts = disk.partitions(set.other()).clone();
         signpost::discover::write_booted_marker(&self.sysroot, parts.boot.unique_guid).context(
             error::DiskSnafu {
                 action: "record the booted set",
             },
         )?;
         drop(disk);
+        let (rec, marked_before) = self.begin_record(set)?;
 
+        // The kernel: dm-verity refuses a ROOT that does not match its HASH.
+        let info = match self.verified_root(&parts) {
+            Ok(info) => info,
+            Err(reason) => {
+                return self.finish(rec, Outcome::VerityFailed, format!("set {set}: {reason}"));
+            }
+        };
+        self.expose(&info)?;
+        let version = info.os_release.version_id().clone();
+        self.services(
+            rec,
+            set,
+            marked_before,
+            version,
+            info.health_checks.as_deref(),
+        )
+    }
+
+    /// Runs the boot services (migrator, health gate, mark-successful-boot) on a node whose
+    /// firmware and kernel have already booted it, as on a real machine: the booted set is the
+    /// one signpost finds (`run/booted-set`, written by the initramfs's `signpost boot-select`),
+    /// and the image's `etc/os-release` and `etc/twinset/health-checks.toml` are read where they
+    /// are under the sysroot (the verified root filesystem). Returns the boot's record, also
+    /// written to `var/lib/twinset/last-boot.json`.
+    pub fn start_services(&self) -> Result<BootRecord> {
+        let disk = self.signpost()?;
+        let (set, _) = signpost::discover::find_active_set(&disk, &self.sysroot, None).context(
+            error::DiskSnafu {
+                action: "find the booted set",
+            },
+        )?;
+        drop(disk);
+        let (rec, marked_before) = self.begin_record(set)?;
+        let os_release = self.sysroot.join(EXPOSED[0]);
+        let text = std::fs::read_to_string(&os_release).context(error::IoSnafu {
+            action: "read",
+            path: &os_release,
+        })?;
+        let parsed: image_builder::OsRelease = text
+            .parse()
+            .context(error::OsReleaseSnafu { path: &os_release })?;
+        let checks_path = self.sysroot.join(EXPOSED[2]);
+        let checks = match std::fs::read_to_string(&checks_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(error::Error::Io {
+                    action: "read".to_string(),
+                    path: checks_path,
+                    source,
+                });
+            }
+        };
+        self.services(
+            rec,
+            set,
+            marked_before,
+            parsed.version_id().clone(),
+            checks.as_deref(),
+        )
+    }
+
+    /// The record of a boot of `set` that the bootloader has just chosen (its try spent), and
+    /// whether the set was already marked successful. Records a fallback when the other set
+    /// outranks this one but can no longer boot: its try was spent and never confirmed.
+    fn begin_record(&self, set: SetId) -> Result<(BootRecord, bool)> {
+        let previous = record::last_boot(&self.sysroot).ok().flatten();
+        let disk = self.signpost()?;
+        let marked_before = disk.flags(set).successful;
+        let other = disk.flags(set.other());
+        let other_failed =
+            other.priority.get() > disk.flags(set).priority.get() && !other.is_bootable();
+        let other_parts = disk.partitions(set.other()).clone();
+        drop(disk);
         let mut rec = BootRecord {
             boot: previous.as_ref().map_or(0, |p| p.boot) + 1,
             set: set.to_string(),
@@ -100,19 +166,20 @@ impl Node {
             }
             rec.fell_back_from = Some(version.unwrap_or_else(|| "unknown".to_string()));
         }
+        Ok((rec, marked_before))
+    }
 
-        // The kernel: dm-verity refuses a ROOT that does not match its HASH.
-        let info = match self.verified_root(&parts) {
-            Ok(info) => info,
-            Err(reason) => {
-                return self.finish(rec, Outcome::VerityFailed, format!("set {set}: {reason}"));
-            }
-        };
-        let version = info.os_release.version_id().clone();
+    /// systemd's part of a boot of `version`: migrator, then the health gate, then
+    /// mark-successful-boot and the datastore confirmed.
+    fn services(
+        &self,
+        mut rec: BootRecord,
+        set: SetId,
+        marked_before: bool,
+        version: semver::Version,
+        health_checks: Option<&str>,
+    ) -> Result<BootRecord> {
         rec.version = Some(version.to_string());
-        self.expose(&info)?;
-
-        // systemd: migrator, then the health gate, then mark-successful-boot.
         let options = migrator::MigrateOptions::under_sysroot(&self.sysroot, version.clone());
         match migrator::migrate(&options) {
             Ok(outcome) => rec.migration = Some(outcome.to_string()),
@@ -123,7 +190,7 @@ impl Node {
                 return self.finish(rec, Outcome::MigrationFailed, one_line(&e));
             }
         }
-        let checks = match info.health_checks.as_deref() {
+        let checks = match health_checks {
             Some(text) => health::parse(text, &format!("{version}: {}", EXPOSED[2])),
             None => Ok(Vec::new()),
         };
@@ -271,10 +338,57 @@ impl Node {
         Ok(())
     }
 
+    /// The device-mapper table that opens `set`'s ROOT under dm-verity with the parameters its
+    /// BOOT carries, for `dmsetup create NAME --readonly --table ...` in an initramfs. `set`
+    /// defaults to the booted one (`run/booted-set`, written by `signpost boot-select`). The data
+    /// and hash devices are the disk's partition devices (`/dev/vda3`, `/dev/nvme0n1p3`), and the
+    /// table ends with `1 restart_on_corruption`: a block that does not match its hash restarts
+    /// the machine, so the set never reaches a successful boot and the bootloader falls back.
+    pub fn verity_table(&self, set: Option<SetId>) -> Result<String> {
+        let disk = self.signpost()?;
+        let set = match set {
+            Some(set) => set,
+            None => {
+                signpost::discover::find_active_set(&disk, &self.sysroot, None)
+                    .context(error::DiskSnafu {
+                        action: "find the booted set",
+                    })?
+                    .0
+            }
+        };
+        let parts = disk.partitions(set).clone();
+        drop(disk);
+        let file = File::open(&self.disk).context(error::IoSnafu {
+            action: "open",
+            path: &self.disk,
+        })?;
+        let boot = ImageRegion::new(file, parts.boot.byte_range().start, parts.boot.size_bytes());
+        let params = image_builder::read_boot_params(boot).context(error::BootParamsSnafu {
+            set: set.to_string(),
+        })?;
+        let data = partition_device(&self.disk, parts.root.number);
+        let hash = partition_device(&self.disk, parts.hash.number);
+        Ok(format!(
+            "{} 1 restart_on_corruption",
+            params.dm_table(&data, &hash)
+        ))
+    }
+
     /// Both sets' flags, for status output.
     pub fn sets(&self) -> Result<Vec<(SetId, signpost::BootFlags)>> {
         let disk = self.signpost()?;
         Ok(SetId::ALL.iter().map(|s| (*s, disk.flags(*s))).collect())
+    }
+}
+
+/// The device of partition `number` of the disk at `disk`, named as the kernel names it: a digit
+/// at the end of the disk's name takes a `p` before the number (`/dev/nvme0n1p3`, `/dev/vda3`).
+pub fn partition_device(disk: &Path, number: u32) -> String {
+    let name = disk.display().to_string();
+    if name.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{name}p{number}")
+    } else {
+        format!("{name}{number}")
     }
 }
 
@@ -291,4 +405,22 @@ pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_devices_are_named_as_the_kernel_names_them() {
+        assert_eq!(partition_device(Path::new("/dev/vda"), 3), "/dev/vda3");
+        assert_eq!(
+            partition_device(Path::new("/dev/nvme0n1"), 3),
+            "/dev/nvme0n1p3"
+        );
+        assert_eq!(
+            partition_device(Path::new("/dev/loop7"), 12),
+            "/dev/loop7p12"
+        );
+    }
 }

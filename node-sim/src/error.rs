@@ -80,6 +80,24 @@ pub enum Error {
         /// The architecture.
         arch: String,
     },
+    /// The booted image's `etc/os-release` is not valid.
+    #[snafu(display("Failed to parse '{}': {source}", path.display()))]
+    OsRelease {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[snafu(source(from(image_builder::Error, Box::new)))]
+        source: Box<image_builder::Error>,
+    },
+    /// A set's BOOT holds no valid verity parameters.
+    #[snafu(display("Failed to read the verity parameters of set {set}: {source}"))]
+    BootParams {
+        /// The set.
+        set: String,
+        /// The cause.
+        #[snafu(source(from(image_builder::Error, Box::new)))]
+        source: Box<image_builder::Error>,
+    },
     /// The node booted too often without settling.
     #[snafu(display("The node did not settle after {boots} boots"))]
     Unsettled {

@@ -39,7 +39,7 @@ mod error;
 pub mod health;
 pub mod record;
 
-pub use boot::Node;
+pub use boot::{Node, partition_device};
 pub use create::{CreateSpec, create};
 pub use error::{Error, Result};
 pub use record::{BootRecord, Outcome};

@@ -66,6 +66,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// On a machine already booted by its firmware and kernel (an initramfs ran `signpost
+    /// boot-select` and mounted the verified ROOT): migrator, health gate, mark-successful-boot.
+    Services {
+        /// Print the boot record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the dm-verity table of a set's ROOT (from its BOOT's verity.params) for dmsetup.
+    VerityTable {
+        /// The set (default: the booted set, from run/booted-set).
+        #[arg(long, value_name = "A|B")]
+        set: Option<signpost::SetId>,
+    },
     /// Show the last boot's outcome, both sets and the failed versions.
     Status {
         /// Print as JSON.
@@ -130,6 +143,19 @@ fn run(args: Args) -> node_sim::Result<u8> {
             } else {
                 0
             })
+        }
+        Command::Services { json } => {
+            let rec = node.start_services()?;
+            print_records(std::slice::from_ref(&rec), json);
+            Ok(if rec.outcome.needs_reboot() {
+                REBOOT_REQUESTED
+            } else {
+                0
+            })
+        }
+        Command::VerityTable { set } => {
+            println!("{}", node.verity_table(set)?);
+            Ok(0)
         }
         Command::Settle { max_boots, json } => {
             let recs = node.boot_until_settled(max_boots)?;
