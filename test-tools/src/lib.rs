@@ -98,10 +98,14 @@ pub fn markdown_block(markdown: &str, name: &str) -> Option<String> {
 }
 
 /// Reads a file of the repository's docs/ folder, from a test of any crate.
+///
+/// The folder is found from the running test's crate (cargo sets `CARGO_MANIFEST_DIR` when it
+/// runs a test), so a build shared between two checkouts reads the docs of the one under test.
 pub fn read_doc(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs")
-        .join(name);
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf());
+    let path = crate_dir.join("../docs").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
