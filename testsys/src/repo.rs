@@ -44,6 +44,9 @@ pub struct PublishOptions {
     pub waves: WaveSpec,
     /// When timestamp.json expires (default: a week from now).
     pub timestamp_expires: Option<Timestamp>,
+    /// Also publish each image in chunks of this size, with its chunk index (default: lz4
+    /// streams only).
+    pub chunk_size: Option<u64>,
 }
 
 impl Default for PublishOptions {
@@ -52,6 +55,7 @@ impl Default for PublishOptions {
             migrations: Vec::new(),
             waves: WaveSpec::None,
             timestamp_expires: None,
+            chunk_size: None,
         }
     }
 }
@@ -157,11 +161,12 @@ impl TestRepo {
         };
         let repo_dir = self.repo_dir();
         let initial = (!repo_dir.is_published()).then_some(self.root_json.as_path());
-        block_on(repo_tools::publish::publish(
+        block_on(repo_tools::publish::publish_chunked(
             &repo_dir,
             initial,
             Some(&self.root_json),
             &spec,
+            options.chunk_size,
             std::slice::from_ref(&self.key),
             expiries,
             now,

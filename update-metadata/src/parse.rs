@@ -134,10 +134,11 @@ fn update(raw: RawUpdate, at: &str) -> Result<Update> {
                         })
                         .transpose()
                 };
-                let mut indexes = ChunkIndexes::default();
-                indexes.boot = name(raw.boot, "boot")?;
-                indexes.root = name(raw.root, "root")?;
-                indexes.hash = name(raw.hash, "hash")?;
+                let indexes = ChunkIndexes {
+                    boot: name(raw.boot, "boot")?,
+                    root: name(raw.root, "root")?,
+                    hash: name(raw.hash, "hash")?,
+                };
                 Some(indexes)
             }
         },
