@@ -33,6 +33,10 @@ pub struct TestRepo {
     pub root_json: PathBuf,
     /// The signing key (all roles).
     pub key: PathBuf,
+    /// Builds give ROOT a filesystem UUID and hash seed derived from this text rather than from
+    /// the version (`image_builder::ReleaseSpec::root_uuid_seed`), so that releases differ only
+    /// where their files do. Default `None`.
+    pub root_uuid_seed: Option<String>,
 }
 
 /// Options of a publish.
@@ -89,6 +93,7 @@ impl TestRepo {
             arch: arch.to_string(),
             root_json,
             key,
+            root_uuid_seed: None,
         })
     }
 
@@ -134,6 +139,7 @@ impl TestRepo {
         if !files.is_empty() {
             spec.root_tree = Some(tree);
         }
+        spec.root_uuid_seed = self.root_uuid_seed.clone();
         let images = image_builder::build_release(&spec, &out.join("images")).context(
             error::BuildSnafu {
                 version: version.to_string(),

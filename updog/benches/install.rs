@@ -324,6 +324,8 @@ fn build(repo: &TestRepo, work: &Path, version: &str, tree: &Path, mib: u64) -> 
     );
     spec.root_tree = Some(tree.to_path_buf());
     spec.root_size = Some(mib << 20);
+    // One ROOT filesystem UUID and hash seed for every release (`mkfs.ext4 -U`, `-E hash_seed=`).
+    spec.root_uuid_seed = Some("bench-x86_64".to_string());
     let images = image_builder::build_release(&spec, &work.join(format!("build-{version}")))
         .expect("build the release");
     BuiltRelease {
@@ -518,11 +520,9 @@ fn bottlerocket_loop(args: &[String]) {
         Path::new("updog.toml"),
     )
     .expect("config");
-    let transport = updog::transport::UpdogTransport::new(
-        &config,
-        updog::transport::HttpSettings::default(),
-    )
-    .expect("transport");
+    let transport =
+        updog::transport::UpdogTransport::new(&config, updog::transport::HttpSettings::default())
+            .expect("transport");
     let repo = runtime
         .block_on(
             tough::RepositoryLoader::new(

@@ -20,8 +20,9 @@
 //!
 //! Concurrency and memory: the scan runs on every core. Downloads run on the async side; the
 //! compressed chunks go to one worker thread per core (hash, decompress) and from there to one
-//! writer thread, which writes them in order with `pwrite` and syncs at checkpoints. At most
-//! [`IN_FLIGHT`] chunks are between the fetch and the write, whatever the image size. Copies
+//! writer thread, which writes them in order with `pwrite`; a syncer thread syncs at
+//! checkpoints. At most two chunks per core (4 to 16) are between the fetch and the write,
+//! whatever the image size. Copies
 //! and zeros are written by the scan threads (each chunk independently, before any download);
 //! the set is not valid until every chunk has been read back, so their order does not matter.
 
@@ -44,12 +45,14 @@ use update_metadata::chunks::ChunkData;
 use url::Url;
 use verity::HashTree;
 
-/// Chunks between the fetch and the write, at most.
-pub(crate) const IN_FLIGHT: usize = 8;
+/// Chunks between the fetch and the write, at most, per core (and at least 4, at most 16 in
+/// all): enough to keep every worker busy; all of them are lost if the process is killed.
+const IN_FLIGHT_PER_CORE: usize = 2;
 /// Compressed bytes per Range request, at most (one chunk may pass it alone).
 pub(crate) const RANGE_CAP: u64 = 8 << 20;
-/// Uncompressed bytes written between two syncs, at most.
-const CHECKPOINT_MAX: u64 = 32 << 20;
+/// Uncompressed bytes written between two checkpoints, at most. A checkpoint syncs on its own
+/// thread, so the writer does not wait for it.
+const CHECKPOINT_MAX: u64 = 256 << 20;
 /// The first look at a chunk.
 const QUICK: usize = 4096;
 /// Least time between two download events.
@@ -310,7 +313,6 @@ pub(crate) async fn install_chunked(
             &file,
             job,
             &todo,
-            total_bytes,
             &mut counts,
             &|c: &ChunkCounts, done| progress.event(&event(c, done, total_bytes, started)),
             cancel,
@@ -597,7 +599,6 @@ async fn download(
     file: &Arc<File>,
     job: &ChunkedJob<'_>,
     todo: &[usize],
-    total_bytes: u64,
     counts: &mut ChunkCounts,
     report: &(dyn Fn(&ChunkCounts, u64) + Sync),
     cancel: &CancellationToken,
@@ -605,11 +606,12 @@ async fn download(
     let index = job.index.clone();
     let spans = spans(&index, todo);
     let downloaded = Arc::new(AtomicU64::new(0));
-    let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(IN_FLIGHT);
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let in_flight = (IN_FLIGHT_PER_CORE * workers).clamp(4, 16);
+    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(in_flight);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (out_tx, out_rx) = std::sync::mpsc::channel::<Result<Decoded>>();
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let mut handles = Vec::new();
     for _ in 0..workers {
         let (rx, tx, index) = (job_rx.clone(), out_tx.clone(), index.clone());
@@ -632,9 +634,10 @@ async fn download(
         }));
     }
     drop(out_tx);
-    let checkpoint = (total_bytes.saturating_mul(2) / 8).clamp(
+    // About four checkpoints per image.
+    let checkpoint = (todo.len() as u64 * index.chunk_size() / 4).clamp(
         4 * index.chunk_size(),
-        CHECKPOINT_MAX.max(index.chunk_size()),
+        CHECKPOINT_MAX.max(4 * index.chunk_size()),
     );
     let writer = {
         let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
@@ -725,10 +728,11 @@ fn decode(index: &ChunkIndex, target: &str, fetched: Fetched) -> Result<Decoded>
     })
 }
 
-/// Writes the decoded chunks in sequence order; returns how many.
+/// Writes the decoded chunks in sequence order; returns how many. Every `checkpoint` bytes it
+/// asks a syncer thread for a sync (and its power-cut point) and carries on writing.
 #[allow(clippy::too_many_arguments)]
 fn write_in_order(
-    file: &File,
+    file: &Arc<File>,
     disk: &Path,
     label: &str,
     start: u64,
@@ -738,26 +742,45 @@ fn write_in_order(
     checkpoint: u64,
     written_count: &AtomicU64,
 ) -> Result<u64> {
+    let (sync_tx, sync_rx) = std::sync::mpsc::channel::<()>();
+    let syncer = {
+        let file = file.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            for () in sync_rx {
+                file.sync_data()?;
+                powercut::point("updog.chunks-checkpoint");
+            }
+            Ok(())
+        })
+    };
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
-    for decoded in rx {
-        let decoded = decoded?;
-        pending.insert(decoded.seq, decoded);
-        while let Some(d) = pending.remove(&next) {
-            let at = start + index.range(d.chunk).start;
-            file.write_all_at(&d.data, at)
-                .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
-            since_sync += d.data.len() as u64;
-            next += 1;
-            written_count.store(next as u64, Ordering::Relaxed);
-            if since_sync >= checkpoint {
-                file.sync_data()
-                    .map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
-                powercut::point("updog.chunks-checkpoint");
-                since_sync = 0;
+    let written = (|| -> Result<()> {
+        for decoded in rx {
+            let decoded = decoded?;
+            pending.insert(decoded.seq, decoded);
+            while let Some(d) = pending.remove(&next) {
+                let at = start + index.range(d.chunk).start;
+                file.write_all_at(&d.data, at)
+                    .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
+                since_sync += d.data.len() as u64;
+                next += 1;
+                written_count.store(next as u64, Ordering::Relaxed);
+                if since_sync >= checkpoint {
+                    let _ = sync_tx.send(());
+                    since_sync = 0;
+                }
             }
         }
-    }
+        Ok(())
+    })();
+    drop(sync_tx);
+    let synced = syncer.join().map_err(|_| error::Error::Worker {
+        action: "sync the chunks",
+        reason: "the syncer panicked".to_string(),
+    })?;
+    written?;
+    synced.map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
     if next != expected && !pending.is_empty() {
         return Err(error::Error::Worker {
             action: "write the chunks",
