@@ -16,7 +16,9 @@
 //! blocks it covers, any other chunk against its sha256 in the index; a cheap first look at the
 //! chunk's first 4 KiB (a leaf of the tree, or zeros) rules out most chunks that are not there
 //! before the whole chunk is read. Chunks found in place are thereby verified on disk; every
-//! chunk written is read back after the final sync and checked the same way.
+//! chunk written is read back from the partition right after it is written (by a pool of
+//! verifier threads, while the next ones are written) and checked the same way; one sync at the
+//! end (and background syncs at checkpoints) make it durable before the set can be marked valid.
 //!
 //! Concurrency and memory: the scan runs on every core. Downloads run on the async side; the
 //! compressed chunks go to one worker thread per core (hash, decompress) and from there to one
@@ -247,12 +249,14 @@ pub(crate) async fn install_chunked(
         }
     };
 
+    // One copy of ROOT's tree for the threads that check chunks.
+    let tree: Arc<Option<HashTree>> = Arc::new(job.tree.cloned());
     // 1 and 2: what is in place, what can be copied or zeroed (written now), what to fetch.
     let actions = {
         let (file, index, label) = (file.clone(), index.clone(), job.partition.label.clone());
         let start = job.partition.byte_range().start;
         let active = job.active.map(|p| (p.byte_range().start, p.size_bytes()));
-        let tree = job.tree.cloned();
+        let tree = tree.clone();
         let active_index = job.active_index.cloned();
         let disk = disk.to_path_buf();
         blocking("scan the partition", move || {
@@ -262,7 +266,7 @@ pub(crate) async fn install_chunked(
                 start,
                 &label,
                 &index,
-                tree.as_ref(),
+                (*tree).as_ref(),
                 active,
                 active_index.as_ref(),
             )
@@ -313,6 +317,7 @@ pub(crate) async fn install_chunked(
             &file,
             job,
             &todo,
+            &tree,
             &mut counts,
             &|c: &ChunkCounts, done| progress.event(&event(c, done, total_bytes, started)),
             cancel,
@@ -322,6 +327,7 @@ pub(crate) async fn install_chunked(
             return Ok(Outcome::NoRange);
         }
     }
+    // Every chunk written was read back and checked as it was written; make them durable.
     file.sync_data()
         .map_err(|source| disk_error(disk, &format!("sync {}", job.partition.label), source))?;
     powercut::point("updog.partition-synced");
@@ -332,38 +338,6 @@ pub(crate) async fn install_chunked(
         started,
     ));
 
-    // Read back everything written and check it.
-    let written: Vec<usize> = (0..actions.len())
-        .filter(|&i| actions[i] != Action::InPlace)
-        .collect();
-    {
-        let (file, index) = (file.clone(), index.clone());
-        let start = job.partition.byte_range().start;
-        let tree = job.tree.cloned();
-        let label = job.partition.label.clone();
-        blocking("verify the written chunks", move || {
-            let checker = Checker {
-                index: &index,
-                tree: tree.as_ref(),
-            };
-            parallel(
-                &written,
-                |i, buf| {
-                    let range = index.range(i);
-                    let bytes = &mut buf[..(range.end - range.start) as usize];
-                    file.read_exact_at(bytes, start + range.start)
-                        .map_err(|e| {
-                            verify_error(&label, format!("cannot read chunk {i} back: {e}"))
-                        })?;
-                    checker.check(i, bytes).map_err(|reason| {
-                        verify_error(&label, format!("chunk {i} read back {reason}"))
-                    })
-                },
-                index.chunk_size() as usize,
-            )
-        })
-        .await?;
-    }
     Ok(Outcome::Installed(counts))
 }
 
@@ -423,7 +397,7 @@ fn parallel(
     results.into_iter().collect()
 }
 
-/// Syncs the partition, then decides each chunk's action; writes copies and zeros at once.
+/// Decides each chunk's action; writes copies and zeros at once, each read back and checked.
 #[allow(clippy::too_many_arguments)]
 fn scan(
     disk: &Path,
@@ -435,10 +409,9 @@ fn scan(
     active: Option<(u64, u64)>,
     active_index: Option<&ChunkIndex>,
 ) -> Result<Vec<Action>> {
-    // What a previous run wrote may still be in the page cache only: make it durable before
-    // trusting it as the journal.
-    file.sync_data()
-        .map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
+    // What a previous run wrote may still be in the page cache only (a killed process): it is
+    // read as it will be on disk, because the final sync flushes every dirty page of the disk,
+    // whichever run wrote it. After a power cut, only what reached the disk is read.
     let checker = Checker { index, tree };
     // The running release's chunks by content, for copies from any offset.
     let by_hash: HashMap<[u8; 32], std::ops::Range<u64>> = active_index
@@ -470,6 +443,14 @@ fn scan(
         }
         Ok(checker.check(i, buf).is_ok())
     };
+    // Reads chunk `i` back from the partition after writing it, and checks it.
+    let read_back = |i: usize, buf: &mut [u8]| -> Result<()> {
+        file.read_exact_at(buf, start + index.range(i).start)
+            .map_err(|e| io("read back", e))?;
+        checker
+            .check(i, buf)
+            .map_err(|reason| verify_error(label, format!("chunk {i} read back {reason}")))
+    };
     parallel(
         &all,
         |i, buf| {
@@ -482,6 +463,7 @@ fn scan(
                 buf.fill(0);
                 file.write_all_at(buf, start + range.start)
                     .map_err(|e| io("write", e))?;
+                read_back(i, buf)?;
                 Action::Zeroed
             } else {
                 let mut candidates = Vec::new();
@@ -503,6 +485,7 @@ fn scan(
                     if matches(i, from, buf)? {
                         file.write_all_at(buf, start + range.start)
                             .map_err(|e| io("write", e))?;
+                        read_back(i, buf)?;
                         copied = true;
                         break;
                     }
@@ -520,9 +503,6 @@ fn scan(
         },
         index.chunk_size() as usize,
     )?;
-    file.sync_data()
-        .map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
-    powercut::point("updog.chunks-local");
     Ok(actions
         .into_iter()
         .map(|m| {
@@ -599,6 +579,7 @@ async fn download(
     file: &Arc<File>,
     job: &ChunkedJob<'_>,
     todo: &[usize],
+    tree: &Arc<Option<HashTree>>,
     counts: &mut ChunkCounts,
     report: &(dyn Fn(&ChunkCounts, u64) + Sync),
     cancel: &CancellationToken,
@@ -647,6 +628,7 @@ async fn download(
         );
         let expected = todo.len();
         let downloaded = downloaded.clone();
+        let tree = tree.clone();
         tokio::task::spawn_blocking(move || {
             write_in_order(
                 &file,
@@ -654,6 +636,7 @@ async fn download(
                 &label,
                 start,
                 &index,
+                (*tree).as_ref(),
                 out_rx,
                 expected,
                 checkpoint,
@@ -728,8 +711,10 @@ fn decode(index: &ChunkIndex, target: &str, fetched: Fetched) -> Result<Decoded>
     })
 }
 
-/// Writes the decoded chunks in sequence order; returns how many. Every `checkpoint` bytes it
-/// asks a syncer thread for a sync (and its power-cut point) and carries on writing.
+/// Writes the decoded chunks in sequence order; returns how many. Each chunk written is read
+/// back and checked by one of a pool of verifier threads while the next ones are written. Every
+/// `checkpoint` bytes it asks a syncer thread for a sync (and its power-cut point) and carries
+/// on writing.
 #[allow(clippy::too_many_arguments)]
 fn write_in_order(
     file: &Arc<File>,
@@ -737,6 +722,7 @@ fn write_in_order(
     label: &str,
     start: u64,
     index: &ChunkIndex,
+    tree: Option<&HashTree>,
     rx: std::sync::mpsc::Receiver<Result<Decoded>>,
     expected: usize,
     checkpoint: u64,
@@ -753,33 +739,85 @@ fn write_in_order(
             Ok(())
         })
     };
+    let checker = Checker { index, tree };
+    let verifiers = std::thread::available_parallelism().map_or(1, usize::from);
+    let (verify_tx, verify_rx) = std::sync::mpsc::channel::<usize>();
+    let verify_rx = Mutex::new(verify_rx);
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
-    let written = (|| -> Result<()> {
-        for decoded in rx {
-            let decoded = decoded?;
-            pending.insert(decoded.seq, decoded);
-            while let Some(d) = pending.remove(&next) {
-                let at = start + index.range(d.chunk).start;
-                file.write_all_at(&d.data, at)
-                    .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
-                since_sync += d.data.len() as u64;
-                next += 1;
-                written_count.store(next as u64, Ordering::Relaxed);
-                if since_sync >= checkpoint {
-                    let _ = sync_tx.send(());
-                    since_sync = 0;
+    let (written, verified) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..verifiers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut buf = vec![0u8; index.chunk_size() as usize];
+                    let mut failed = None;
+                    loop {
+                        let i = match verify_rx
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv()
+                        {
+                            Ok(i) => i,
+                            Err(_) => return failed.map_or(Ok(()), Err),
+                        };
+                        if failed.is_some() {
+                            continue;
+                        }
+                        let range = index.range(i);
+                        let bytes = &mut buf[..(range.end - range.start) as usize];
+                        let checked = file
+                            .read_exact_at(bytes, start + range.start)
+                            .map_err(|e| format!("cannot be read back: {e}"))
+                            .and_then(|()| {
+                                checker
+                                    .check(i, bytes)
+                                    .map_err(|r| format!("read back {r}"))
+                            });
+                        if let Err(reason) = checked {
+                            failed = Some(verify_error(label, format!("chunk {i} {reason}")));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let written = (|| -> Result<()> {
+            for decoded in rx {
+                let decoded = decoded?;
+                pending.insert(decoded.seq, decoded);
+                while let Some(d) = pending.remove(&next) {
+                    let at = start + index.range(d.chunk).start;
+                    file.write_all_at(&d.data, at)
+                        .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
+                    let _ = verify_tx.send(d.chunk);
+                    since_sync += d.data.len() as u64;
+                    next += 1;
+                    written_count.store(next as u64, Ordering::Relaxed);
+                    if since_sync >= checkpoint {
+                        let _ = sync_tx.send(());
+                        since_sync = 0;
+                    }
                 }
             }
-        }
-        Ok(())
-    })();
+            Ok(())
+        })();
+        drop(verify_tx);
+        let verified: Result<()> = handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(error::Error::Worker {
+                    action: "verify the chunks",
+                    reason: "a verifier panicked".to_string(),
+                })
+            })
+        });
+        (written, verified)
+    });
     drop(sync_tx);
     let synced = syncer.join().map_err(|_| error::Error::Worker {
         action: "sync the chunks",
         reason: "the syncer panicked".to_string(),
     })?;
     written?;
+    verified?;
     synced.map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
     if next != expected && !pending.is_empty() {
         return Err(error::Error::Worker {
