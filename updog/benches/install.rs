@@ -11,8 +11,8 @@
 //! - resume: an install killed (SIGKILL) when half of ROOT's chunk bytes are in, then run
 //!   again: the bytes fetched twice.
 //! - delta: releases whose ROOT differs from the running one in about 1 %, 10 % and 50 % of its
-//!   file bytes; the chunk bytes downloaded against the compressed bytes of the chunks that
-//!   changed.
+//!   file bytes (files rewritten in place, same sizes and holes); the chunk bytes downloaded
+//!   against the compressed bytes of the chunks that changed.
 //! - chunk size: for the 10 % release, what 64 KiB to 4 MiB chunks would download and cost in
 //!   index and requests.
 //!
@@ -247,7 +247,17 @@ fn main() {
         // Cumulative: each release rewrites more files (same sizes, new bytes).
         while changed_so_far * 100 < total * pct && next_file < files.len() {
             let (path, len) = &files[next_file];
-            let bytes = noise(next_file as u64 + 7, *len as usize);
+            // New bytes in every block that held data; all-zero blocks stay zero, because
+            // `mkfs.ext4 -d` leaves them out as holes, and a file that gained blocks would move
+            // every file after it.
+            let mut bytes = std::fs::read(path).expect("read");
+            for (k, block) in bytes.chunks_mut(4096).enumerate() {
+                if block.iter().any(|&b| b != 0) {
+                    let fresh = noise((next_file as u64) << 20 | k as u64, block.len());
+                    block.copy_from_slice(&fresh);
+                    block[0] |= 1;
+                }
+            }
             if std::fs::write(path, &bytes).is_err() {
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
