@@ -541,3 +541,45 @@ fn a_power_cut_at_each_chunk_point_resumes_without_downloading_a_verified_chunk_
     let counts: Vec<usize> = resumed_with.iter().map(|(_, n)| *n).collect();
     assert!(counts.first() < counts.last(), "{resumed_with:?}");
 }
+
+#[test]
+fn a_dropped_connection_fetches_the_rest_of_the_range_again() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    let root = index(&world, "1.1.0", "root");
+    let suffix = format!(".{}", root.chunk_file().as_str());
+    world
+        .server
+        .inject(&suffix, Fault::DropAfter(3 * CHUNK + 100), Some(1));
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert_installed(&world.node, &second);
+    let requests: Vec<_> = world
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&suffix))
+        .collect();
+    // The dropped request's first chunks were used; the retry starts after them.
+    let first: u64 = requests[0].range.as_ref().unwrap()[6..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second_start: u64 = requests[1].range.as_ref().unwrap()[6..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        requests[0].body_bytes <= 3 * CHUNK + 100,
+        "the first request was cut: {requests:?}"
+    );
+    assert!(second_start > first, "{requests:?}");
+    assert!(second_start <= first + 3 * CHUNK + 100, "{requests:?}");
+}
