@@ -98,7 +98,14 @@ pub fn build_release(spec: &ReleaseSpec, out_dir: &Path) -> Result<Release> {
     make_ext4(
         &Ext4Spec {
             label: "ROOT",
-            uuid: uuid_from(derive("root-fs")),
+            uuid: uuid_from(match &spec.root_uuid_seed {
+                Some(seed) => Sha256::new()
+                    .chain_update(b"twinset image-builder stable root\0")
+                    .chain_update(seed.as_bytes())
+                    .finalize()
+                    .into(),
+                None => derive("root-fs"),
+            }),
             size: root_size,
             inodes: root_survey.paths.len() as u64 + 64,
             epoch: spec.source_date_epoch,

@@ -44,6 +44,12 @@ pub struct ReleaseSpec {
     pub source_date_epoch: u64,
     /// `BUILD_ID` in os-release (e.g. a commit); derived from version, variant and arch if `None`.
     pub build_id: Option<String>,
+    /// Derive ROOT's filesystem UUID and ext4 directory hash seed from this text instead of from
+    /// the version. Releases built with the same text lay out unchanged files and directories in
+    /// the same blocks with the same metadata checksums, so a chunked update between them
+    /// downloads little more than what changed (docs/benchmarks.md). `None`: a new UUID per
+    /// version.
+    pub root_uuid_seed: Option<String>,
 }
 
 impl ReleaseSpec {
@@ -61,6 +67,7 @@ impl ReleaseSpec {
             limits: SizeLimits::default(),
             source_date_epoch: DEFAULT_EPOCH,
             build_id: None,
+            root_uuid_seed: None,
         }
     }
 

@@ -238,6 +238,15 @@ pub enum Error {
         version: String,
     },
 
+    /// A chunk size outside what the chunk index allows.
+    #[snafu(display(
+        "Failed to chunk images: chunk size {chunk_size} is not a power of two between 4096 and 67108864"
+    ))]
+    BadChunkSize {
+        /// The size given.
+        chunk_size: u64,
+    },
+
     /// Something that cannot happen did.
     #[snafu(display("Internal error: expected {what}"))]
     Internal {

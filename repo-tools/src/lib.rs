@@ -30,6 +30,7 @@
 //! (`.ci/run` installs it) and is skipped elsewhere when it is missing.
 #![deny(missing_docs)]
 
+pub mod chunks;
 pub mod error;
 mod fsutil;
 pub mod keys;

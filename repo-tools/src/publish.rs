@@ -52,6 +52,7 @@ pub struct Release {
 /// Publishes a release: creates the repository (from a signed `initial_root`) or extends it,
 /// adds the images and migrations as targets, adds the update to the manifest, sets
 /// `max_version` for every update of the variant and arch, and signs and writes it all.
+/// The images are published as lz4 streams only; see [`publish_chunked`].
 pub async fn publish(
     repo_dir: &RepoDir,
     initial_root: Option<&Path>,
@@ -61,6 +62,42 @@ pub async fn publish(
     expiries: Expiries,
     now: Timestamp,
 ) -> Result<Versions> {
+    publish_chunked(
+        repo_dir,
+        initial_root,
+        trusted_root,
+        release,
+        None,
+        key_files,
+        expiries,
+        now,
+    )
+    .await
+}
+
+/// [`publish`], and with `chunk_size`, each image is also cut into chunks of that many bytes:
+/// its chunk file and chunk index become targets and the update's `chunk_indexes` names the
+/// indexes (docs/formats.md, "Chunk index").
+#[allow(clippy::too_many_arguments)]
+pub async fn publish_chunked(
+    repo_dir: &RepoDir,
+    initial_root: Option<&Path>,
+    trusted_root: Option<&Path>,
+    release: &Release,
+    chunk_size: Option<u64>,
+    key_files: &[PathBuf],
+    expiries: Expiries,
+    now: Timestamp,
+) -> Result<Versions> {
+    if let Some(size) = chunk_size {
+        ensure!(
+            size.is_power_of_two()
+                && (update_metadata::chunks::MIN_CHUNK_SIZE
+                    ..=update_metadata::chunks::MAX_CHUNK_SIZE)
+                    .contains(&size),
+            error::BadChunkSizeSnafu { chunk_size: size }
+        );
+    }
     for (what, path) in [
         ("boot image", &release.boot),
         ("root image", &release.root),
@@ -122,11 +159,24 @@ pub async fn publish(
     );
     let prefix = format!("{variant}-{arch}-{}", release.version);
     let mut image_names = Vec::new();
+    let mut index_names = Vec::new();
     for path in [&release.boot, &release.root, &release.hash] {
         let name = format!("{prefix}-{}", file_name(path));
         let (target_name, target) = repo_dir.add_target_file(path, &name).await?;
         add_target(&mut editor, target_name, target)?;
         image_names.push(manifest_name(&name)?);
+        if let Some(size) = chunk_size {
+            let scratch = tempfile::tempdir().context(error::WriteFileSnafu {
+                path: std::env::temp_dir(),
+            })?;
+            let made = crate::chunks::chunk_image(path, &name, size, scratch.path())?;
+            for file in [&made.chunk_file, &made.index_file] {
+                let (target_name, target) =
+                    repo_dir.add_target_file(file, &file_name(file)).await?;
+                add_target(&mut editor, target_name, target)?;
+            }
+            index_names.push(manifest_name(&file_name(&made.index_file))?);
+        }
     }
     let [boot, root, hash] =
         <[TargetName; 3]>::try_from(image_names)
@@ -141,6 +191,9 @@ pub async fn publish(
         Images::new(boot, root, hash),
     );
     update.waves = waves_for(&release.waves, None, now)?;
+    if let Ok([boot, root, hash]) = <[TargetName; 3]>::try_from(index_names) {
+        update.chunk_indexes = Some(update_metadata::ChunkIndexes::new(boot, root, hash));
+    }
 
     if let Some(from) = from {
         let mut names = Vec::new();

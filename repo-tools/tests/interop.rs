@@ -205,8 +205,10 @@ fn python_tuf_downloads_every_target_and_follows_a_root_rotation() {
     assert_eq!(fetch.code, Some(0), "python-tuf refused: {}", fetch.summary);
     let repo = load_repo(dir);
     let published = published_targets(&repo);
-    // Six images, the migration and the manifest, exactly as tough reads them.
-    assert_eq!(published.len(), 8, "{published:?}");
+    // Six images with a chunk file and a chunk index each, the migration and the manifest,
+    // exactly as tough reads them.
+    assert_eq!(published.len(), 20, "{published:?}");
+    assert!(published.contains_key("demo-x86_64-1.1.0-root.ext4.lz4.chunks.json"));
     assert!(published.contains_key("migrate_v1.1.0_add-motd.json.lz4"));
     assert_eq!(downloaded(&fetch.summary), published);
     assert_eq!(fetch.summary["failed"], serde_json::json!({}));

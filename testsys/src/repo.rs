@@ -33,6 +33,10 @@ pub struct TestRepo {
     pub root_json: PathBuf,
     /// The signing key (all roles).
     pub key: PathBuf,
+    /// Builds give ROOT a filesystem UUID and hash seed derived from this text rather than from
+    /// the version (`image_builder::ReleaseSpec::root_uuid_seed`), so that releases differ only
+    /// where their files do. Default `None`.
+    pub root_uuid_seed: Option<String>,
 }
 
 /// Options of a publish.
@@ -44,6 +48,9 @@ pub struct PublishOptions {
     pub waves: WaveSpec,
     /// When timestamp.json expires (default: a week from now).
     pub timestamp_expires: Option<Timestamp>,
+    /// Also publish each image in chunks of this size, with its chunk index (default: lz4
+    /// streams only).
+    pub chunk_size: Option<u64>,
 }
 
 impl Default for PublishOptions {
@@ -52,6 +59,7 @@ impl Default for PublishOptions {
             migrations: Vec::new(),
             waves: WaveSpec::None,
             timestamp_expires: None,
+            chunk_size: None,
         }
     }
 }
@@ -85,6 +93,7 @@ impl TestRepo {
             arch: arch.to_string(),
             root_json,
             key,
+            root_uuid_seed: None,
         })
     }
 
@@ -130,6 +139,7 @@ impl TestRepo {
         if !files.is_empty() {
             spec.root_tree = Some(tree);
         }
+        spec.root_uuid_seed = self.root_uuid_seed.clone();
         let images = image_builder::build_release(&spec, &out.join("images")).context(
             error::BuildSnafu {
                 version: version.to_string(),
@@ -157,11 +167,12 @@ impl TestRepo {
         };
         let repo_dir = self.repo_dir();
         let initial = (!repo_dir.is_published()).then_some(self.root_json.as_path());
-        block_on(repo_tools::publish::publish(
+        block_on(repo_tools::publish::publish_chunked(
             &repo_dir,
             initial,
             Some(&self.root_json),
             &spec,
+            options.chunk_size,
             std::slice::from_ref(&self.key),
             expiries,
             now,

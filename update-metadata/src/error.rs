@@ -29,6 +29,20 @@ pub enum Error {
     #[snafu(display("missing field"))]
     MissingField,
 
+    /// A chunk index is inconsistent (wrapped in [`Error::Field`] naming the field).
+    #[snafu(display("{reason}"))]
+    ChunkIndex {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A chunk index is not JSON of the expected shape.
+    #[snafu(display("Failed to parse chunk index JSON: {source}"))]
+    ParseChunkIndex {
+        /// The JSON error (it carries line and column).
+        source: serde_json::Error,
+    },
+
     /// The manifest is not JSON of the expected shape.
     #[snafu(display("Failed to parse manifest JSON: {source}"))]
     ParseManifest {

@@ -12,6 +12,8 @@
 //! - [`WavePolicy`]: Bottlerocket's wave TOML files, turned into [`Waves`] from a release start.
 //! - [`Manifest::choose`] and [`Manifest::applicable_updates`]: which update a node takes.
 //! - [`Manifest::migration_path`]: the migrations between two versions, either way.
+//! - [`ChunkIndex`]: an image cut into independently compressed chunks, and
+//!   [`ChunkIndexes`], the optional manifest field that points at them.
 //!
 //! # Where we differ from Bottlerocket
 //!
@@ -74,6 +76,7 @@
 #![deny(missing_docs)]
 
 mod choice;
+pub mod chunks;
 pub mod error;
 mod manifest;
 mod migration;
@@ -83,6 +86,7 @@ mod policy;
 mod waves;
 
 pub use choice::{ChoiceOptions, Node, VersionLock};
+pub use chunks::{ChunkIndex, ChunkIndexes};
 pub use error::{Error, Result};
 pub use manifest::{Images, Manifest, Update};
 pub use migration::{Direction, MigrationPath};

@@ -1,5 +1,6 @@
 //! The manifest.json model, its (de)serialisation, and the editing API used by publishers.
 
+use crate::chunks::ChunkIndexes;
 use crate::error::{self, Error, Result};
 use crate::names::{MigrationName, TargetName};
 use crate::parse::{MigrationMap, RawManifest, WireManifest};
@@ -50,6 +51,9 @@ pub struct Update {
     pub waves: Waves,
     /// The images to install.
     pub images: Images,
+    /// Our addition: the images' chunk indexes, for verified, resumable, delta installs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_indexes: Option<ChunkIndexes>,
 }
 
 impl Update {
@@ -67,6 +71,7 @@ impl Update {
             version,
             waves: Waves::none(),
             images,
+            chunk_indexes: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! by field into the typed model; each error is wrapped with the field it was found in, such as
 //! `updates[2].waves`. Unknown fields are ignored, as Bottlerocket's parser does.
 
+use crate::chunks::ChunkIndexes;
 use crate::error::{Error, Result};
 use crate::manifest::{Images, Manifest, Update};
 use crate::names::{MigrationName, TargetName};
@@ -56,9 +57,17 @@ struct RawUpdate {
     max_version: Option<String>,
     waves: Option<Entries<String>>,
     images: Option<RawImages>,
+    chunk_indexes: Option<RawChunkIndexes>,
     // Our own optional additions go here and in `Update`, as
     // `#[serde(default, skip_serializing_if = "Option::is_none")]` fields, so that
     // Bottlerocket's parser (which ignores unknown fields) still reads our manifests.
+}
+
+#[derive(Debug, Deserialize)]
+struct RawChunkIndexes {
+    boot: Option<String>,
+    root: Option<String>,
+    hash: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +122,25 @@ fn update(raw: RawUpdate, at: &str) -> Result<Update> {
             boot: target(images.boot, &format!("{at}.images.boot"))?,
             root: target(images.root, &format!("{at}.images.root"))?,
             hash: target(images.hash, &format!("{at}.images.hash"))?,
+        },
+        chunk_indexes: match raw.chunk_indexes {
+            None => None,
+            Some(raw) => {
+                let name = |value: Option<String>, image: &str| {
+                    value
+                        .map(|v| {
+                            TargetName::new(v)
+                                .map_err(|e| e.at(format!("{at}.chunk_indexes.{image}")))
+                        })
+                        .transpose()
+                };
+                let indexes = ChunkIndexes {
+                    boot: name(raw.boot, "boot")?,
+                    root: name(raw.root, "root")?,
+                    hash: name(raw.hash, "hash")?,
+                };
+                Some(indexes)
+            }
         },
     })
 }

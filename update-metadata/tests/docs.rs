@@ -38,3 +38,25 @@ fn the_documented_wave_policy_parses() {
         .collect();
     assert_eq!(percentages, [5, 25, 100]);
 }
+
+#[test]
+fn the_documented_chunk_index_parses_and_is_canonical() {
+    let doc = read_doc("formats.md");
+    let text = markdown_block(&doc, "chunks.json").unwrap();
+    let index = update_metadata::ChunkIndex::from_json(text.as_bytes()).unwrap();
+    assert_eq!(index.chunks().len(), 3);
+    assert_eq!(index.range(2), 2097152..2621440);
+    assert!(matches!(
+        index.chunks()[1].data,
+        update_metadata::chunks::ChunkData::Zero
+    ));
+    assert_eq!(index.to_json(), text, "the example is in canonical form");
+    let manifest =
+        Manifest::from_json(markdown_block(&doc, "manifest.json").unwrap().as_bytes()).unwrap();
+    let indexes = manifest.updates()[1].chunk_indexes.as_ref().unwrap();
+    assert_eq!(
+        indexes.root.as_ref().unwrap().as_str(),
+        "demo-x86_64-1.1.0-root.ext4.lz4.chunks.json"
+    );
+    assert!(manifest.updates()[0].chunk_indexes.is_none());
+}

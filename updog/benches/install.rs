@@ -1,16 +1,32 @@
 //! Install benchmark (not a timed test): a ROOT image of `UPDOG_BENCH_MIB` MiB (default 1024),
-//! an ext4 about 80 % full of ordinary files copied from /usr, lz4-compressed, published and
-//! served on loopback. Reports wall time, MB/s, CPU time and peak RSS of
-//! `updog update-image` next to `curl | lz4 -dc | dd conv=fsync` writing the same ROOT image
-//! into the same partition. Both are measured with GNU time (`/usr/bin/time`), in
-//! `UPDOG_BENCH_ROUNDS` rounds (default 6): the first is cold, the table gives the medians of the
-//! others.
+//! an ext4 about 80 % full of ordinary files copied from /usr, published with 1 MiB chunks (and
+//! its lz4 stream) and served on loopback. Prints the tables of docs/benchmarks.md:
+//!
+//! - full install: `updog update-image` (chunked: BOOT, HASH, ROOT, every chunk verified on
+//!   disk) into a set B full of garbage, next to `curl | lz4 -dc | dd conv=fsync` and to the
+//!   loop Bottlerocket's updog runs (tough's target stream, an lz4 frame decoder, a file,
+//!   fsync; one thread), both writing ROOT only. GNU time (`/usr/bin/time`) gives wall time,
+//!   CPU time and peak RSS; `UPDOG_BENCH_ROUNDS` rounds (default 6): the first is cold, the
+//!   table gives the medians of the others.
+//! - resume: an install killed (SIGKILL) when half of ROOT's chunk bytes are in, then run
+//!   again: the bytes fetched twice.
+//! - delta: releases whose ROOT differs from the running one in about 1 %, 10 % and 50 % of its
+//!   file bytes (files rewritten in place, same sizes and holes); the chunk bytes downloaded
+//!   against the compressed bytes of the chunks that changed.
+//! - chunk size: for the 10 % release, what 64 KiB to 4 MiB chunks would download and cost in
+//!   index and requests.
 //!
 //! `cargo bench -p updog --bench install` (see docs/benchmarks.md).
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use testsys::{BuiltRelease, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
+use update_metadata::ChunkIndex;
+use update_metadata::chunks::ChunkData;
+
+const LOOP_ARG: &str = "--bottlerocket-loop";
 
 struct Measured {
     wall: f64,
@@ -19,7 +35,12 @@ struct Measured {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(LOOP_ARG) {
+        bottlerocket_loop(&args[2..]);
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
         return;
     }
     for tool in ["mkfs.ext4", "debugfs", "curl", "lz4", "dd"] {
@@ -32,10 +53,8 @@ fn main() {
         eprintln!("skipping the install benchmark: /usr/bin/time (GNU time) is missing");
         return;
     }
-    let mib: u64 = std::env::var("UPDOG_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mib: u64 = env_or("UPDOG_BENCH_MIB", 1024);
+    let rounds: usize = env_or("UPDOG_BENCH_ROUNDS", 6).max(2);
     let work = tempfile::Builder::new()
         .prefix("updog-bench-")
         .tempdir_in(std::env::var("UPDOG_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
@@ -48,23 +67,12 @@ fn main() {
     let first = repo
         .release("1.0.0", &[], &PublishOptions::default())
         .expect("first release");
-    let mut spec = image_builder::ReleaseSpec::new(
-        "1.1.0".parse().expect("version"),
-        "bench",
-        "x86_64",
-        std::fs::read(&repo.root_json).expect("root.json"),
-    );
-    spec.root_tree = Some(tree);
-    spec.root_size = Some(mib << 20);
-    let images =
-        image_builder::build_release(&spec, &work.path().join("big")).expect("build the release");
-    let root_lz4 = images.root.lz4_size;
-    let release = BuiltRelease {
-        version: "1.1.0".parse().expect("version"),
-        images,
+    let chunked = PublishOptions {
+        chunk_size: Some(update_metadata::chunks::DEFAULT_CHUNK_SIZE),
+        ..PublishOptions::default()
     };
-    repo.publish(&release, &PublishOptions::default())
-        .expect("publish");
+    let big = build(&repo, work.path(), "1.1.0", &tree, mib);
+    repo.publish(&big, &chunked).expect("publish");
     let server = HttpServer::serve(&repo.base()).expect("server");
     let layout = signpost::Layout {
         boot_mib: 8,
@@ -85,69 +93,72 @@ fn main() {
         .partitions(signpost::SetId::B)
         .root
         .clone();
-    let root_name = std::fs::read_dir(repo.base().join("targets"))
-        .expect("targets")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .find(|n| n.ends_with("1.1.0-root.ext4.lz4"))
-        .expect("root target");
+    let root_name = target_file(&repo, "1.1.0-root.ext4.lz4");
     let url = format!("{}targets/{root_name}", server.url());
 
     let updog = PathBuf::from(env!("CARGO_BIN_EXE_updog"));
     let sysroot = node.sysroot.display().to_string();
     let disk = node.disk.display().to_string();
+    let offset = root_part.byte_range().start.to_string();
     let pipeline = format!(
-        "curl -sS --fail '{url}' | lz4 -dc | dd of='{disk}' bs=1M seek={} oflag=seek_bytes conv=notrunc,fsync status=none",
-        root_part.byte_range().start
+        "curl -sS --fail '{url}' | lz4 -dc | dd of='{disk}' bs=1M seek={offset} oflag=seek_bytes conv=notrunc,fsync status=none",
     );
-    // Round 0 is cold (the served file and the tools are not in the page cache yet); the
-    // table gives the median of the warm rounds, so that one slow round on a shared machine
-    // does not decide the result.
-    let rounds: usize = std::env::var("UPDOG_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
-        .max(2);
-    let mut warm: Vec<(Measured, Measured)> = Vec::new();
+    let me = std::env::current_exe().expect("bench binary");
+    let (metadata_url, targets_url) = repo.urls(&server.url());
+    let root_json = repo.root_json.display().to_string();
+    let loop_args: Vec<String> = [
+        me.display().to_string(),
+        LOOP_ARG.to_string(),
+        metadata_url.clone(),
+        targets_url.clone(),
+        root_json,
+        "bench-x86_64-1.1.0-root.ext4.lz4".to_string(),
+        disk.clone(),
+        offset.clone(),
+    ]
+    .into();
+    let updog_args = [
+        updog.to_str().expect("path"),
+        "update-image",
+        "--progress",
+        "none",
+        "--sysroot",
+        &sysroot,
+    ];
+
+    // Full install.
+    let mut warm: Vec<[Measured; 3]> = Vec::new();
     for round in 0..rounds {
-        let base = time(&["sh", "-c", &pipeline]);
-        let ours = time(&[
-            updog.to_str().expect("path"),
-            "update-image",
-            "--progress",
-            "none",
-            "--sysroot",
-            &sysroot,
-        ]);
+        let pipe = time(&["sh", "-c", &pipeline]);
+        let lp = time(&loop_args.iter().map(String::as_str).collect::<Vec<_>>());
+        garbage_b(&node);
+        let ours = time(&updog_args);
         eprintln!(
-            "round {round}: updog {:.2}s, pipeline {:.2}s, ratio {:.2}",
-            ours.wall,
-            base.wall,
-            ours.wall / base.wall
+            "round {round}: updog {:.2}s, pipeline {:.2}s, loop {:.2}s",
+            ours.wall, pipe.wall, lp.wall
         );
         if round > 0 {
-            warm.push((ours, base));
+            warm.push([ours, pipe, lp]);
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let ratio = median(warm.iter().map(|(o, b)| o.wall / b.wall).collect());
-    let ours = Measured::median(warm.iter().map(|(o, _)| o));
-    let base = Measured::median(warm.iter().map(|(_, b)| b));
     let image = (mib << 20) as f64 / 1e6;
     println!(
         "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4; median of {} warm rounds\n",
         copied >> 20,
-        root_lz4 as f64 / 1048576.0,
+        big.images.root.lz4_size as f64 / 1048576.0,
         warm.len()
     );
-    println!("| | wall s | MB/s (decompressed ROOT) | CPU s | peak RSS MiB |");
+    println!("| full install | wall s | MB/s (decompressed ROOT) | CPU s | peak RSS MiB |");
     println!("|---|---|---|---|---|");
-    for (name, m) in [
-        ("updog update-image (ROOT+BOOT+HASH, verified)", &ours),
-        ("curl \\| lz4 -dc \\| dd conv=fsync (ROOT only)", &base),
-    ] {
+    let names = [
+        "updog update-image, chunked (ROOT+BOOT+HASH, every chunk verified on disk)",
+        "curl \\| lz4 -dc \\| dd conv=fsync (ROOT only, nothing verified on disk)",
+        "Bottlerocket's loop: tough stream → lz4 frame → file → fsync, one thread (ROOT only)",
+    ];
+    let medians: Vec<Measured> = (0..3)
+        .map(|k| Measured::median(warm.iter().map(|r| &r[k])))
+        .collect();
+    for (name, m) in names.iter().zip(&medians) {
         println!(
             "| {name} | {:.2} | {:.0} | {:.2} | {:.1} |",
             m.wall,
@@ -156,26 +167,443 @@ fn main() {
             m.rss_kib as f64 / 1024.0
         );
     }
+    let ratio = |k: usize| {
+        median(
+            warm.iter()
+                .map(|r| r[k].wall / r[0].wall)
+                .collect::<Vec<_>>(),
+        )
+    };
     println!(
-        "\nratio updog/pipeline wall time: median {ratio:.2} (per round: {})",
-        warm.iter()
-            .map(|(o, b)| format!("{:.2}", o.wall / b.wall))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "\nspeed-up (median of per-round ratios): {:.2}× the pipeline, {:.2}× the loop; CPU time \
+         {:.2}× the loop's",
+        ratio(1),
+        ratio(2),
+        medians[0].cpu / medians[2].cpu
     );
+
+    // Resume after a kill at 50 %.
+    garbage_b(&node);
+    let all_chunk_bytes: u64 = ["boot.ext4.lz4", "root.ext4.lz4", "hash.verity.lz4"]
+        .iter()
+        .map(|n| index_of(&repo, "1.1.0", n).chunk_file_length())
+        .sum();
+    server.clear_requests();
+    let mut child = Command::new(&updog)
+        .args(["update-image", "--progress", "json", "--sysroot", &sysroot])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("updog");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut at = 0;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
+        let (done, total) = (
+            v["bytes_done"].as_u64().unwrap_or(0),
+            v["bytes_total"].as_u64().unwrap_or(u64::MAX),
+        );
+        if v["image"] == "root" && done * 2 >= total {
+            at = done;
+            break;
+        }
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let first_run = chunk_bytes(&server);
+    server.clear_requests();
+    let resumed = time(&updog_args);
+    let second_run = chunk_bytes(&server);
+    let index_bytes: u64 = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".chunks.json"))
+        .map(|r| r.body_bytes)
+        .sum();
+    let again = (first_run + second_run).saturating_sub(all_chunk_bytes);
+    println!(
+        "\n| resume | bytes |\n|---|---|\n| chunk bytes of the release | {all_chunk_bytes} |\n\
+         | killed (SIGKILL) when ROOT had | {at} |\n| sent before the kill | {first_run} |\n\
+         | sent after the restart | {second_run} (+ {index_bytes} of indexes, {:.2} s) |\n\
+         | **fetched twice** | **{again}** ({:.2} MiB; one chunk is at most 1 MiB) |",
+        resumed.wall,
+        again as f64 / 1048576.0
+    );
+
+    // Delta: a node running the big release, updated to releases that change part of ROOT.
+    let node2 = TestNode::create(&work.path().join("node2"), &big, &node_spec).expect("node2");
+    let sysroot2 = node2.sysroot.display().to_string();
+    let files = list_files(&tree);
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
+    let mut changed_so_far = 0u64;
+    let mut next_file = 0;
+    let base_root = index_of(&repo, "1.1.0", "root.ext4.lz4");
+    println!(
+        "\n| delta (share of file bytes changed) | chunks changed | changed chunks, compressed | downloaded (chunks + indexes) | overhead, % of the compressed image | install s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut ten_percent = None;
+    for (k, pct) in [1u64, 10, 50].into_iter().enumerate() {
+        // Cumulative: each release rewrites more files (same sizes, new bytes).
+        while changed_so_far * 100 < total * pct && next_file < files.len() {
+            let (path, len) = &files[next_file];
+            // New bytes in every block that held data; all-zero blocks stay zero, because
+            // `mkfs.ext4 -d` leaves them out as holes, and a file that gained blocks would move
+            // every file after it.
+            let mut bytes = std::fs::read(path).expect("read");
+            for (k, block) in bytes.chunks_mut(4096).enumerate() {
+                if block.iter().any(|&b| b != 0) {
+                    let fresh = noise((next_file as u64) << 20 | k as u64, block.len());
+                    block.copy_from_slice(&fresh);
+                    block[0] |= 1;
+                }
+            }
+            if std::fs::write(path, &bytes).is_err() {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+                std::fs::write(path, &bytes).expect("rewrite");
+            }
+            changed_so_far += len;
+            next_file += 1;
+        }
+        let version = format!("1.{}.0", k + 2);
+        let release = build(&repo, work.path(), &version, &tree, mib);
+        repo.publish(&release, &chunked).expect("publish delta");
+        garbage_b(&node2);
+        server.clear_requests();
+        let m = time(&[
+            updog.to_str().expect("path"),
+            "update-image",
+            "--progress",
+            "none",
+            "--image",
+            &version,
+            "--sysroot",
+            &sysroot2,
+        ]);
+        let downloaded = chunk_bytes(&server);
+        let indexes: u64 = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(".chunks.json"))
+            .map(|r| r.body_bytes)
+            .sum();
+        let (mut changed, mut changed_bytes, mut compressed_total) = (0, 0u64, 0u64);
+        for name in ["boot.ext4.lz4", "root.ext4.lz4", "hash.verity.lz4"] {
+            let old = index_of(&repo, "1.1.0", name);
+            let new = index_of(&repo, &version, name);
+            compressed_total += new.chunk_file_length();
+            for (i, c) in new.chunks().iter().enumerate() {
+                if old.chunks().get(i).map(|o| o.sha256) != Some(c.sha256) {
+                    changed += 1;
+                    if let ChunkData::Stored { length, .. } = c.data {
+                        changed_bytes += length;
+                    }
+                }
+            }
+        }
+        let over = (downloaded + indexes) as f64 - changed_bytes as f64;
+        println!(
+            "| {pct} % ({:.1} % done) | {changed} of {} | {:.1} MiB | {:.1} MiB + {:.0} KiB | {:+.2} % | {:.2} |",
+            changed_so_far as f64 * 100.0 / total as f64,
+            base_root.chunks().len(),
+            changed_bytes as f64 / 1048576.0,
+            downloaded as f64 / 1048576.0,
+            indexes as f64 / 1024.0,
+            over * 100.0 / compressed_total as f64,
+            m.wall
+        );
+        if pct == 10 {
+            ten_percent = Some(release);
+        }
+    }
+
+    // Chunk size: what the 10 % release would cost at other sizes.
+    if let Some(ten) = ten_percent {
+        chunk_size_table(&big.images.root.path, &ten.images.root.path);
+    }
+}
+
+/// Builds a release whose ROOT holds `tree`, of `mib` MiB.
+fn build(repo: &TestRepo, work: &Path, version: &str, tree: &Path, mib: u64) -> BuiltRelease {
+    let mut spec = image_builder::ReleaseSpec::new(
+        version.parse().expect("version"),
+        "bench",
+        "x86_64",
+        std::fs::read(&repo.root_json).expect("root.json"),
+    );
+    spec.root_tree = Some(tree.to_path_buf());
+    spec.root_size = Some(mib << 20);
+    // One ROOT filesystem UUID and hash seed for every release (`mkfs.ext4 -U`, `-E hash_seed=`).
+    spec.root_uuid_seed = Some("bench-x86_64".to_string());
+    let images = image_builder::build_release(&spec, &work.join(format!("build-{version}")))
+        .expect("build the release");
+    BuiltRelease {
+        version: version.parse().expect("version"),
+        images,
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn target_file(repo: &TestRepo, suffix: &str) -> String {
+    std::fs::read_dir(repo.base().join("targets"))
+        .expect("targets")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no target ending in {suffix}"))
+}
+
+fn index_of(repo: &TestRepo, version: &str, image: &str) -> ChunkIndex {
+    let name = target_file(repo, &format!("-{version}-{image}.chunks.json"));
+    ChunkIndex::from_json(&std::fs::read(repo.base().join("targets").join(name)).expect("index"))
+        .expect("parse index")
+}
+
+/// Body bytes the server sent for chunk files.
+fn chunk_bytes(server: &HttpServer) -> u64 {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".chunks"))
+        .map(|r| r.body_bytes)
+        .sum()
+}
+
+/// Fills set B's partitions with a byte pattern that matches no chunk (outside the timings).
+fn garbage_b(node: &TestNode) {
+    let parts = node
+        .signpost()
+        .expect("disk")
+        .partitions(signpost::SetId::B)
+        .clone();
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&node.disk)
+        .expect("disk");
+    let block = vec![0xA5u8; 8 << 20];
+    for part in [&parts.boot, &parts.root, &parts.hash] {
+        let range = part.byte_range();
+        let mut at = range.start;
+        while at < range.end {
+            let n = (range.end - at).min(block.len() as u64) as usize;
+            disk.write_all_at(&block[..n], at).expect("write garbage");
+            at += n as u64;
+        }
+    }
+    disk.sync_all().expect("sync");
+}
+
+/// Pseudo-random bytes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Every regular file under `dir` with its length, in a stable order.
+fn list_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if kind.is_file() {
+                out.push((e.path(), e.metadata().map(|m| m.len()).unwrap_or(0)));
+            }
+        }
+    }
+    out.sort();
+    // Spread the changes over the whole filesystem, not one directory.
+    let mut spread = Vec::with_capacity(out.len());
+    let step = 7;
+    for start in 0..step {
+        spread.extend(out.iter().skip(start).step_by(step).cloned());
+    }
+    spread
+}
+
+/// What chunks of 64 KiB to 4 MiB would cost for an update from `old` to `new` (raw images).
+fn chunk_size_table(old: &Path, new: &Path) {
+    let (mut a, mut b) = (
+        std::fs::File::open(old).expect("old image"),
+        std::fs::File::open(new).expect("new image"),
+    );
+    let sizes = [64u64 << 10, 256 << 10, 1 << 20, 4 << 20];
+    // Per size: changed compressed bytes, changed chunks, runs of changed chunks (requests),
+    // chunks.
+    let mut stats = [(0u64, 0u64, 0u64, 0u64); 4];
+    let mut last_changed = [false; 4];
+    let big = 4usize << 20;
+    let (mut x, mut y) = (vec![0u8; big], vec![0u8; big]);
+    loop {
+        let n = read_full(&mut b, &mut y);
+        let m = read_full(&mut a, &mut x);
+        if n == 0 {
+            break;
+        }
+        for (k, &size) in sizes.iter().enumerate() {
+            for start in (0..n).step_by(size as usize) {
+                let end = (start + size as usize).min(n);
+                let changed = end > m || x[start..end] != y[start..end];
+                let s = &mut stats[k];
+                s.3 += 1;
+                if changed {
+                    let zero = y[start..end].iter().all(|&v| v == 0);
+                    if !zero {
+                        s.0 += lz4_flex::block::compress(&y[start..end]).len() as u64;
+                    }
+                    s.1 += 1;
+                    if !last_changed[k] {
+                        s.2 += 1;
+                    }
+                }
+                last_changed[k] = changed;
+            }
+        }
+    }
+    println!(
+        "\n| chunk size (ROOT, 10 % release) | chunks | changed | bytes to download | requests (runs of changed chunks) | index size |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (k, size) in sizes.iter().enumerate() {
+        let (bytes, changed, runs, chunks) = stats[k];
+        println!(
+            "| {} KiB | {chunks} | {changed} | {:.1} MiB | {runs} | {:.0} KiB |",
+            size >> 10,
+            bytes as f64 / 1048576.0,
+            // About 190 bytes per stored chunk in the index.
+            chunks as f64 * 190.0 / 1024.0
+        );
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    filled
+}
+
+/// Bottlerocket updog's write loop: tough's target stream (hash and length checked as it
+/// goes), an lz4 frame decoder, the partition written at its offset, fsync. One thread: the
+/// stream is polled from the decoder's reads.
+fn bottlerocket_loop(args: &[String]) {
+    let [metadata, targets, root_json, target, disk, offset] = args else {
+        panic!("usage: {LOOP_ARG} METADATA_URL TARGETS_URL ROOT_JSON TARGET DISK OFFSET");
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let datastore = tempfile::tempdir().expect("datastore");
+    let root = std::fs::read(root_json).expect("root.json");
+    let config = updog::Config::parse(
+        &format!("metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\n"),
+        Path::new("updog.toml"),
+    )
+    .expect("config");
+    let transport =
+        updog::transport::UpdogTransport::new(&config, updog::transport::HttpSettings::default())
+            .expect("transport");
+    let repo = runtime
+        .block_on(
+            tough::RepositoryLoader::new(
+                &root,
+                metadata.parse().expect("url"),
+                targets.parse().expect("url"),
+            )
+            .transport(transport)
+            .datastore(datastore.path())
+            .load(),
+        )
+        .expect("load the repository");
+    let name = tough::TargetName::new(target.as_str()).expect("target name");
+    let stream = runtime
+        .block_on(repo.read_target(&name))
+        .expect("read target")
+        .expect("target present");
+    struct StreamRead<S> {
+        runtime: tokio::runtime::Runtime,
+        stream: std::pin::Pin<Box<S>>,
+        chunk: bytes::Bytes,
+    }
+    impl<S> Read for StreamRead<S>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, tough::error::Error>>,
+    {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            use futures_util::StreamExt;
+            while self.chunk.is_empty() {
+                match self.runtime.block_on(self.stream.next()) {
+                    Some(Ok(c)) => self.chunk = c,
+                    Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                    None => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.chunk.len());
+            buf[..n].copy_from_slice(&self.chunk.split_to(n));
+            Ok(n)
+        }
+    }
+    let reader = StreamRead {
+        runtime,
+        stream: Box::pin(stream),
+        chunk: bytes::Bytes::new(),
+    };
+    let mut decoder = lz4_flex::frame::FrameDecoder::new(reader);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(disk)
+        .expect("disk");
+    std::io::Seek::seek(
+        &mut file,
+        std::io::SeekFrom::Start(offset.parse().expect("offset")),
+    )
+    .expect("seek");
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    std::io::copy(&mut decoder, &mut out).expect("copy");
+    out.flush().expect("flush");
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .expect("sync");
 }
 
 impl Measured {
     /// The median of each measure on its own (peak RSS: the largest).
     fn median<'a>(all: impl Iterator<Item = &'a Measured>) -> Measured {
         let all: Vec<&Measured> = all.collect();
-        let mid = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
         Measured {
-            wall: mid(all.iter().map(|m| m.wall).collect()),
-            cpu: mid(all.iter().map(|m| m.cpu).collect()),
+            wall: median(all.iter().map(|m| m.wall).collect()),
+            cpu: median(all.iter().map(|m| m.cpu).collect()),
             rss_kib: all.iter().map(|m| m.rss_kib).max().unwrap_or(0),
         }
     }

@@ -229,6 +229,46 @@ pub enum Error {
         reason: String,
     },
 
+    /// A chunk fetched for an image failed its check; nothing of it was written.
+    #[snafu(display(
+        "Failed to verify chunk {chunk} of '{target}' (bytes {start}..{end} of the chunk file): {reason}; it was not written"
+    ))]
+    BadChunk {
+        /// The image's target name.
+        target: String,
+        /// The chunk's number in the index.
+        chunk: usize,
+        /// Where it is in the chunk file.
+        start: u64,
+        /// Where it ends.
+        end: u64,
+        /// What did not match.
+        reason: String,
+    },
+
+    /// A chunk index is not valid.
+    #[snafu(display("Failed to parse chunk index '{target}': {source}"))]
+    ChunkIndex {
+        /// The index's target name.
+        target: String,
+        /// What is wrong (names the field).
+        #[snafu(source(from(update_metadata::Error, Box::new)))]
+        source: Box<update_metadata::Error>,
+    },
+
+    /// A byte range of a chunk file could not be fetched.
+    #[snafu(display("Failed to fetch bytes {start}..{end} of '{url}': {reason}"))]
+    FetchRange {
+        /// The URL.
+        url: String,
+        /// The range's start.
+        start: u64,
+        /// Its end.
+        end: u64,
+        /// Why.
+        reason: String,
+    },
+
     /// The install was cancelled (SIGTERM, Ctrl-C, or the caller's token).
     #[snafu(display(
         "Failed to finish the install: cancelled; the inactive set is left unbootable"

@@ -33,8 +33,12 @@
 //! testsys (with injected faults) and run the `updog` binary against node directories:
 //! `tests/install.rs` (end to end, file://, seed, lock, SIGTERM) and `tests/attacks.rs` (each
 //! attack or fault refused with a one-line error, the inactive set left unbootable and the
-//! active set byte-for-byte unchanged). `benches/install.rs` measures a 1 GiB install against
-//! `curl | lz4 -dc | dd` (see docs/benchmarks.md).
+//! active set byte-for-byte unchanged) and `tests/chunks.rs` (chunked images: only changed
+//! chunks downloaded, garbage partitions, a corrupted chunk and a tampered index refused, no
+//! Range support, file://, a dropped connection, resuming after SIGKILL and after a power cut
+//! at every chunk point). `benches/install.rs` measures a 1 GiB install against
+//! `curl | lz4 -dc | dd` and Bottlerocket's loop, and the resume, delta and chunk-size figures
+//! (see docs/benchmarks.md).
 #![deny(missing_docs)]
 
 pub mod cli;

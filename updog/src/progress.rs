@@ -12,6 +12,10 @@
 //! count the compressed bytes of that image as listed in the signed targets metadata; `rate` is
 //! bytes per second since the image started. Download events come at most every 250 ms per
 //! image, plus one at its start and one at its end.
+//!
+//! An image installed from its chunk index adds `chunks_total`, `chunks_reused` (already in
+//! place), `chunks_copied` (from the running set, or zeros) and `chunks_downloaded`; its
+//! `bytes_done`/`bytes_total` then count the compressed bytes of the chunks it downloads.
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -59,6 +63,18 @@ pub struct ProgressEvent {
     /// Bytes per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Chunked install: the image's chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_total: Option<u64>,
+    /// Chunked install: chunks found already in place in the partition (not written again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_reused: Option<u64>,
+    /// Chunked install: chunks copied from the running set (or written as zeros).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_copied: Option<u64>,
+    /// Chunked install: chunks downloaded, verified and written so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_downloaded: Option<u64>,
 }
 
 impl ProgressEvent {
@@ -71,6 +87,10 @@ impl ProgressEvent {
             bytes_done: 0,
             bytes_total: None,
             rate: None,
+            chunks_total: None,
+            chunks_reused: None,
+            chunks_copied: None,
+            chunks_downloaded: None,
         }
     }
 }

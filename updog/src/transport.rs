@@ -164,6 +164,62 @@ impl UpdogTransport {
         }
     }
 
+    /// Sends a GET for bytes `start..end` of `url`, retrying what can be retried. `Ok(None)`:
+    /// the server answered 200 with the whole file (it does not do Range requests).
+    pub(crate) async fn get_range(
+        &self,
+        url: &Url,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<reqwest::Response>, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = self
+                .client
+                .get(url.clone())
+                .header(RANGE, format!("bytes={start}-{}", end.saturating_sub(1)));
+            let failure = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    if status == StatusCode::PARTIAL_CONTENT {
+                        let range = response
+                            .headers()
+                            .get(CONTENT_RANGE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("bytes "))
+                            .and_then(|v| v.split('/').next())
+                            .and_then(|v| v.split_once('-'))
+                            .and_then(|(a, b)| {
+                                Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+                            });
+                        if range == Some((start, end - 1)) {
+                            return Ok(Some(response));
+                        }
+                        return Err(format!("the server answered range {range:?}"));
+                    } else if status == StatusCode::OK {
+                        return Ok(None);
+                    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        format!("HTTP {status}")
+                    } else {
+                        return Err(format!("HTTP {status}"));
+                    }
+                }
+                Err(e) => one_line_error(&e),
+            };
+            if attempt >= self.settings.tries {
+                return Err(format!("{failure} (after {attempt} tries)"));
+            }
+            tracing::debug!("fetching {url} bytes {start}..{end}: {failure}; retrying");
+            tokio::time::sleep(self.settings.backoff(attempt)).await;
+        }
+    }
+
+    /// How many times a request is tried in all.
+    pub(crate) fn tries(&self) -> u32 {
+        self.settings.tries
+    }
+
     /// Pumps the body of `response` (and its resumptions) into `tx`.
     async fn pump(
         self,

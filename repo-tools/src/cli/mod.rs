@@ -31,7 +31,7 @@ enum Command {
     #[command(subcommand)]
     Root(root::RootCommand),
     /// Publish a release: images, manifest entry, waves and migrations, signed.
-    Publish(publish::PublishArgs),
+    Publish(Box<publish::PublishArgs>),
     /// Change a published release: pull it, set max_version, change its waves.
     #[command(subcommand)]
     Release(publish::ReleaseCommand),

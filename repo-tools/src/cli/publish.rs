@@ -38,6 +38,13 @@ pub(super) struct PublishArgs {
     max_version: Option<Version>,
     #[command(flatten)]
     waves: WaveArgs,
+    /// Cut each image into chunks of this many bytes (a power of two, 4096 to 64 MiB) for
+    /// verified, resumable and delta installs (docs/formats.md, "Chunk index").
+    #[arg(long, value_name = "BYTES", default_value_t = update_metadata::chunks::DEFAULT_CHUNK_SIZE, conflicts_with = "no_chunks")]
+    chunk_size: u64,
+    /// Publish the images as lz4 streams only, without chunk indexes.
+    #[arg(long)]
+    no_chunks: bool,
     #[command(flatten)]
     sign: super::SignArgs,
 }
@@ -96,11 +103,12 @@ impl PublishArgs {
             max_version: self.max_version,
             waves: self.waves.spec()?,
         };
-        let written = publish::publish(
+        let written = publish::publish_chunked(
             &self.repo.dir(),
             self.root.as_deref(),
             self.repo.trusted_root.as_deref(),
             &release,
+            (!self.no_chunks).then_some(self.chunk_size),
             &self.sign.keys,
             self.sign.expiries(now)?,
             now,

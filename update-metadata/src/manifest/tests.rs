@@ -131,11 +131,29 @@ fn missing_and_invalid_fields_are_named() {
 
 #[test]
 fn unknown_fields_are_ignored() {
-    let update = GOOD_UPDATE.replacen(r#""arch""#, r#""chunk_indexes": {"x": 1}, "arch""#, 1);
+    let update = GOOD_UPDATE.replacen(r#""arch""#, r#""delta_from": {"x": 1}, "arch""#, 1);
     let json = format!(r#"{{"updates": [{update}], "migrations": {{}}, "future": true}}"#);
     let m = Manifest::from_json(json.as_bytes()).unwrap();
     assert_eq!(m.updates().len(), 1);
-    assert!(!m.to_json().unwrap().contains("chunk_indexes"));
+    assert!(!m.to_json().unwrap().contains("delta_from"));
+    // Our chunk_indexes field is read; an unknown image in it is ignored, a bad name is not.
+    let update = GOOD_UPDATE.replacen(
+        r#""arch""#,
+        r#""chunk_indexes": {"root": "r.chunks.json", "x": 1}, "arch""#,
+        1,
+    );
+    let json = format!(r#"{{"updates": [{update}], "migrations": {{}}}}"#);
+    let m = Manifest::from_json(json.as_bytes()).unwrap();
+    let indexes = m.updates()[0].chunk_indexes.clone().unwrap();
+    assert_eq!(indexes.root.unwrap().as_str(), "r.chunks.json");
+    assert!(indexes.boot.is_none());
+    let bad = GOOD_UPDATE.replacen(
+        r#""arch""#,
+        r#""chunk_indexes": {"boot": "../x"}, "arch""#,
+        1,
+    );
+    let err = parse_err(&format!(r#"{{"updates": [{bad}], "migrations": {{}}}}"#));
+    assert!(err.starts_with("updates[0].chunk_indexes.boot: "), "{err}");
 }
 
 #[test]

@@ -6,22 +6,27 @@
 //! The caller holds the [`UpdateLock`]. A failure or a cancel at any point after the clear
 //! leaves the inactive set as the clear left it: priority 0, tries 0, not successful.
 
+mod chunked;
 mod stream;
 mod verify;
 
+pub use chunked::ChunkCounts;
 pub use stream::Written;
 
 use crate::error::{self, Result};
 use crate::lock::UpdateLock;
 use crate::progress::{Phase, ProgressEvent, ProgressSink};
-use crate::updater::{MANIFEST, Refreshed, Request, Updater};
+use crate::updater::{MANIFEST, Refreshed, Request, Updater, read_small_target};
+use chunked::{ChunkSource, ChunkedJob, Outcome, install_chunked};
 use semver::Version;
-use signpost::SetId;
+use signpost::{PartitionInfo, SetId, SetPartitions};
 use snafu::{OptionExt, ResultExt};
+use std::sync::Arc;
 use stream::{ImageJob, write_image};
 use tokio_util::sync::CancellationToken;
-use update_metadata::Update;
+use update_metadata::{ChunkIndex, Update};
 use verify::{verify_boot_and_hash, verify_root};
+use verity::HashTree;
 
 /// A staged update.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +86,19 @@ pub async fn install_update(
         action: format!("clear inactive set {inactive}"),
     })?;
     let parts = disk.partitions(inactive).clone();
+    let active = disk.active_set().map(|set| disk.partitions(set).clone());
     drop(disk);
 
-    write_set(updater, refreshed, update, &parts, progress, cancel).await?;
+    write_set(
+        updater,
+        refreshed,
+        update,
+        &parts,
+        active.as_ref(),
+        progress,
+        cancel,
+    )
+    .await?;
 
     phase(Phase::MarkValid);
     let mut disk = updater.open_disk()?;
@@ -99,36 +114,57 @@ pub async fn install_update(
 }
 
 /// Writes `update`'s three images into `parts` and verifies them on disk. No attribute bit
-/// changes here: the callers decide what the set becomes.
+/// changes here: the callers decide what the set becomes. `active` is the running set, whose
+/// chunks a chunked install may copy.
 async fn write_set(
     updater: &Updater,
     refreshed: &Refreshed,
     update: &Update,
-    parts: &signpost::SetPartitions,
+    parts: &SetPartitions,
+    active: Option<&SetPartitions>,
     progress: &dyn ProgressSink,
     cancel: &CancellationToken,
 ) -> Result<()> {
     let version = update.version.to_string();
     let phase = |p: Phase| progress.event(&ProgressEvent::phase(p, Some(&version)));
+    let chunks = Chunking::load(updater, refreshed, update).await?;
     // BOOT and HASH first (small): they are read back and the tree checked against BOOT's root
-    // hash while nothing of ROOT is written yet; ROOT streams last, and once it is synced it is
-    // read back and checked against that tree on every core (see README.md, "Performance").
+    // hash while nothing of ROOT is written yet; ROOT goes last, checked against that tree
+    // (see README.md, "Performance").
     let images = &update.images;
-    let write = |job| stage(updater, refreshed, job, &version, progress, cancel);
-    let boot = write(ImageJob {
-        image: "boot",
-        target: images.boot.as_str(),
-        partition: &parts.boot,
-        keep_hash: true,
-    })
-    .await?;
-    let hash = write(ImageJob {
-        image: "hash",
-        target: images.hash.as_str(),
-        partition: &parts.hash,
-        keep_hash: true,
-    })
-    .await?;
+    let ctx = Context {
+        updater,
+        refreshed,
+        version: &version,
+        progress,
+        cancel,
+    };
+    let (boot, _) = ctx
+        .write(
+            ImageJob {
+                image: "boot",
+                target: images.boot.as_str(),
+                partition: &parts.boot,
+                keep_hash: true,
+            },
+            &chunks.boot,
+            active.map(|a| &a.boot),
+            None,
+        )
+        .await?;
+    let (hash, _) = ctx
+        .write(
+            ImageJob {
+                image: "hash",
+                target: images.hash.as_str(),
+                partition: &parts.hash,
+                keep_hash: true,
+            },
+            &chunks.hash,
+            active.map(|a| &a.hash),
+            None,
+        )
+        .await?;
     let tree = {
         let (disk, parts) = (updater.disk.clone(), parts.clone());
         blocking("verify the written set", move || {
@@ -136,25 +172,210 @@ async fn write_set(
         })
         .await?
     };
-    let root = write(ImageJob {
-        image: "root",
-        target: images.root.as_str(),
-        partition: &parts.root,
-        keep_hash: false,
-    })
-    .await?;
+    let (root, chunked) = ctx
+        .write(
+            ImageJob {
+                image: "root",
+                target: images.root.as_str(),
+                partition: &parts.root,
+                keep_hash: false,
+            },
+            &chunks.root,
+            active.map(|a| &a.root),
+            Some(&tree),
+        )
+        .await?;
     check(cancel)?;
 
-    // Each writer synced its partition; verify what is on disk.
+    // A chunked ROOT was read back and checked against the tree chunk by chunk; a streamed one
+    // is synced, and now read back and checked on every core.
     phase(Phase::Verify);
-    let (disk, part) = (updater.disk.clone(), parts.root.clone());
-    blocking("verify the written set", move || {
-        verify_root(&disk, &part, &tree, &root)
-    })
-    .await?;
+    if !chunked {
+        let (disk, part) = (updater.disk.clone(), parts.root.clone());
+        blocking("verify the written set", move || {
+            verify_root(&disk, &part, &tree, &root)
+        })
+        .await?;
+    }
     check(cancel)?;
 
     Ok(())
+}
+
+/// The chunk indexes of an update's images (each authenticated by TUF), and the running
+/// release's where it has them.
+#[derive(Debug, Default)]
+struct Chunking {
+    boot: Option<(Arc<ChunkIndex>, Option<ChunkIndex>)>,
+    root: Option<(Arc<ChunkIndex>, Option<ChunkIndex>)>,
+    hash: Option<(Arc<ChunkIndex>, Option<ChunkIndex>)>,
+}
+
+impl Chunking {
+    async fn load(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Result<Chunking> {
+        let Some(indexes) = &update.chunk_indexes else {
+            return Ok(Chunking::default());
+        };
+        let running = refreshed
+            .manifest
+            .update(
+                &updater.running.variant,
+                &updater.running.arch,
+                &updater.running.version,
+            )
+            .and_then(|u| u.chunk_indexes.clone())
+            .unwrap_or_default();
+        let load = |name: Option<update_metadata::TargetName>,
+                    running: Option<update_metadata::TargetName>| async move {
+            let Some(name) = name else {
+                return Ok(None);
+            };
+            let index = Arc::new(fetch_index(refreshed, name.as_str()).await?);
+            // The running release's index only helps; without it, same offsets still do.
+            let running = match running {
+                Some(r) => fetch_index(refreshed, r.as_str())
+                    .await
+                    .inspect_err(|e| tracing::debug!("not using the running release's index: {e}"))
+                    .ok(),
+                None => None,
+            };
+            Ok::<_, error::Error>(Some((index, running)))
+        };
+        Ok(Chunking {
+            boot: load(indexes.boot.clone(), running.boot.clone()).await?,
+            root: load(indexes.root.clone(), running.root.clone()).await?,
+            hash: load(indexes.hash.clone(), running.hash.clone()).await?,
+        })
+    }
+}
+
+async fn fetch_index(refreshed: &Refreshed, name: &str) -> Result<ChunkIndex> {
+    let bytes = read_small_target(&refreshed.repo, name).await?;
+    ChunkIndex::from_json(&bytes).context(error::ChunkIndexSnafu { target: name })
+}
+
+/// What every image's install needs.
+struct Context<'a> {
+    updater: &'a Updater,
+    refreshed: &'a Refreshed,
+    version: &'a str,
+    progress: &'a dyn ProgressSink,
+    cancel: &'a CancellationToken,
+}
+
+impl Context<'_> {
+    /// Writes one image, from its chunks when it has an index (and the server answers Range
+    /// requests), else from its lz4 stream. Returns what was written and whether it was chunked
+    /// (then every chunk is already verified on disk).
+    async fn write(
+        &self,
+        job: ImageJob<'_>,
+        chunks: &Option<(Arc<ChunkIndex>, Option<ChunkIndex>)>,
+        active: Option<&PartitionInfo>,
+        tree: Option<&HashTree>,
+    ) -> Result<(Written, bool)> {
+        check(self.cancel)?;
+        if let Some((index, active_index)) = chunks {
+            let chunked = ChunkedJob {
+                image: job.image,
+                target: job.target,
+                index: index.clone(),
+                source: self.chunk_source(index)?,
+                partition: job.partition,
+                active,
+                active_index: active_index.as_ref(),
+                tree,
+            };
+            let outcome = install_chunked(
+                &self.updater.disk,
+                &chunked,
+                self.version,
+                self.progress,
+                self.cancel,
+            )
+            .await?;
+            if let Outcome::Installed(counts) = outcome {
+                tracing::info!(
+                    "{}: {} chunks in place, {} copied, {} zeroed, {} downloaded ({} bytes)",
+                    job.target,
+                    counts.reused,
+                    counts.copied,
+                    counts.zeroed,
+                    counts.downloaded,
+                    counts.bytes_downloaded
+                );
+                let written = Written {
+                    len: index.image_length(),
+                    sha256: Some(*index.image_sha256().as_bytes()),
+                };
+                return Ok((written, true));
+            }
+        }
+        let written = write_image(
+            &self.refreshed.repo,
+            &self.updater.disk,
+            &job,
+            self.version,
+            self.progress,
+            self.cancel,
+        )
+        .await?;
+        Ok((written, false))
+    }
+
+    /// Where the chunk file of `index` is: its consistent-snapshot name under the targets URL.
+    fn chunk_source(&self, index: &ChunkIndex) -> Result<ChunkSource> {
+        let name = index.chunk_file().as_str();
+        let target_name =
+            tough::TargetName::new(name).context(error::TargetNameSnafu { target: name })?;
+        let target = self
+            .refreshed
+            .repo
+            .targets()
+            .signed
+            .find_target(&target_name, false)
+            .ok()
+            .context(error::MissingTargetSnafu { target: name })?;
+        let base = &self.updater.config.targets_base_url;
+        if target.length != index.chunk_file_length() {
+            return Err(error::Error::FetchRange {
+                url: base.to_string(),
+                start: 0,
+                end: index.chunk_file_length(),
+                reason: format!(
+                    "the signed targets metadata gives '{name}' {} bytes, its index {}",
+                    target.length,
+                    index.chunk_file_length()
+                ),
+            });
+        }
+        let file_name = if self.refreshed.repo.root().signed.consistent_snapshot {
+            let sha: &[u8] = target.hashes.sha256.as_ref();
+            format!("{}.{name}", hex::encode(sha))
+        } else {
+            name.to_string()
+        };
+        let url = base
+            .join(&file_name)
+            .map_err(|e| error::Error::FetchRange {
+                url: base.to_string(),
+                start: 0,
+                end: index.chunk_file_length(),
+                reason: e.to_string(),
+            })?;
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|()| error::Error::FetchRange {
+                url: url.to_string(),
+                start: 0,
+                end: index.chunk_file_length(),
+                reason: "not a local path".to_string(),
+            })?;
+            return Ok(ChunkSource::File(path));
+        }
+        let transport =
+            crate::transport::UpdogTransport::new(&self.updater.config, self.updater.http)?;
+        Ok(ChunkSource::Http(transport, url))
+    }
 }
 
 /// Writes a release into `set` of a factory-fresh disk, as the image that provisions a node
@@ -180,7 +401,7 @@ pub async fn provision(
     }
     let parts = disk.partitions(set).clone();
     drop(disk);
-    write_set(updater, refreshed, update, &parts, progress, cancel).await?;
+    write_set(updater, refreshed, update, &parts, None, progress, cancel).await?;
     progress.event(&ProgressEvent::phase(
         Phase::Done,
         Some(&update.version.to_string()),
@@ -214,27 +435,6 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
         .context(error::CacheSnafu {
             path: &paths.metadata_cache,
         })
-}
-
-/// Streams one image of the set.
-async fn stage(
-    updater: &Updater,
-    refreshed: &Refreshed,
-    job: ImageJob<'_>,
-    version: &str,
-    progress: &dyn ProgressSink,
-    cancel: &CancellationToken,
-) -> Result<Written> {
-    check(cancel)?;
-    write_image(
-        &refreshed.repo,
-        &updater.disk,
-        &job,
-        version,
-        progress,
-        cancel,
-    )
-    .await
 }
 
 /// Runs blocking work (reading partitions back) off the async threads.

@@ -103,6 +103,7 @@ pub(crate) async fn write_image(
             bytes_done: done,
             bytes_total: total,
             rate: (secs > 0.0).then(|| done as f64 / secs),
+            ..ProgressEvent::phase(Phase::Download, None)
         }
     };
     progress.event(&event(0));

@@ -1,0 +1,585 @@
+//! Chunked installs: byte-identical results, copies from the running set, only changed chunks
+//! downloaded, refusals (a corrupted chunk, a tampered index), the fallback for servers without
+//! Range support, file:// repositories, and resuming after a kill or a power cut without
+//! downloading a verified chunk again.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{World, active_fingerprint, assert_install_refused, ok, tools_present};
+use signpost::SetId;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use testsys::{BuiltRelease, Fault, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
+use update_metadata::ChunkIndex;
+use update_metadata::chunks::ChunkData;
+
+/// Small chunks, so that the small test images have many.
+const CHUNK: u64 = 64 << 10;
+const FILES: usize = 48;
+
+/// Pseudo-random bytes (incompressible, so that chunks differ in size as real ones do not, but
+/// every file's blocks are distinct).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The root tree of a release: `FILES` files of 48 KiB; those in `changed` get other contents.
+fn tree(version: u64, changed: &[usize]) -> Vec<(String, Vec<u8>)> {
+    (0..FILES)
+        .map(|i| {
+            let seed = if changed.contains(&i) {
+                1000 * version + i as u64
+            } else {
+                i as u64 + 1
+            };
+            (format!("usr/share/data/file{i:02}"), noise(seed, 48 << 10))
+        })
+        .collect()
+}
+
+fn chunked() -> PublishOptions {
+    PublishOptions {
+        chunk_size: Some(CHUNK),
+        ..PublishOptions::default()
+    }
+}
+
+/// A world whose releases are published in chunks: 1.0.0 runs in set A.
+fn world() -> World {
+    let work = tempfile::tempdir().unwrap();
+    let mut repo = TestRepo::create(&work.path().join("publisher"), "demo", "x86_64").unwrap();
+    // The same ROOT filesystem UUID for every release, as `mkfs.ext4 -U` with `-E hash_seed=`.
+    repo.root_uuid_seed = Some("demo-x86_64".to_string());
+    let files = tree(1, &[]);
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let first = repo.release("1.0.0", &files, &chunked()).unwrap();
+    let server = HttpServer::serve(&repo.base()).unwrap();
+    let spec = NodeSpec {
+        urls: Some(repo.urls(&server.url())),
+        seed: Some(42),
+        ..NodeSpec::default()
+    };
+    let node = TestNode::create(&work.path().join("node"), &first, &spec).unwrap();
+    World {
+        work,
+        repo,
+        first,
+        server,
+        node,
+    }
+}
+
+/// Publishes 1.1.0 with `changed` files different from 1.0.0.
+fn release(world: &World, changed: &[usize]) -> BuiltRelease {
+    let files = tree(2, changed);
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    world.repo.release("1.1.0", &files, &chunked()).unwrap()
+}
+
+const IMAGES: [&str; 3] = ["boot", "root", "hash"];
+
+fn image<'a>(release: &'a BuiltRelease, which: &str) -> &'a image_builder::ImageFile {
+    match which {
+        "boot" => &release.images.boot,
+        "root" => &release.images.root,
+        _ => &release.images.hash,
+    }
+}
+
+/// The published index of `which` of `version`.
+fn index(world: &World, version: &str, which: &str) -> ChunkIndex {
+    let lz4 = match which {
+        "boot" => "boot.ext4.lz4",
+        "root" => "root.ext4.lz4",
+        _ => "hash.verity.lz4",
+    };
+    let path = world.target_file(&format!("{version}-{lz4}.chunks.json"));
+    ChunkIndex::from_json(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Fills set B's three partitions with a repeating byte.
+fn fill_b(node: &TestNode, byte: u8) {
+    let parts = node.signpost().unwrap().partitions(SetId::B).clone();
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&node.disk)
+        .unwrap();
+    for part in [&parts.boot, &parts.root, &parts.hash] {
+        let fill = vec![byte; part.size_bytes() as usize];
+        disk.write_all_at(&fill, part.byte_range().start).unwrap();
+    }
+    disk.sync_all().unwrap();
+}
+
+/// The chunks of `which` that set B holds already (compared with the image's bytes).
+fn in_place(node: &TestNode, release: &BuiltRelease, which: &str, index: &ChunkIndex) -> Vec<bool> {
+    let img = image(release, which);
+    let want = std::fs::read(&img.path).unwrap();
+    let have = node.read_partition(SetId::B, which, img.size).unwrap();
+    (0..index.chunks().len())
+        .map(|i| {
+            let r = index.range(i);
+            let r = r.start as usize..r.end as usize;
+            want[r.clone()] == have[r]
+        })
+        .collect()
+}
+
+/// The chunks of `index` that the logged Range requests for its chunk file covered.
+fn requested(server: &HttpServer, index: &ChunkIndex) -> BTreeSet<usize> {
+    let suffix = format!(".{}", index.chunk_file().as_str());
+    let mut covered = BTreeSet::new();
+    for request in server.requests() {
+        if !request.path.ends_with(&suffix) {
+            continue;
+        }
+        let range = request.range.expect("chunk files are fetched with Range");
+        let (a, b) = range
+            .strip_prefix("bytes=")
+            .and_then(|r| r.split_once('-'))
+            .unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        for (i, chunk) in index.chunks().iter().enumerate() {
+            if let ChunkData::Stored { offset, length, .. } = chunk.data {
+                if offset <= b && a < offset + length {
+                    covered.insert(i);
+                }
+            }
+        }
+    }
+    covered
+}
+
+/// Body bytes sent for paths ending in `suffix`.
+fn bytes_sent(server: &HttpServer, suffix: &str) -> u64 {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(suffix))
+        .map(|r| r.body_bytes)
+        .sum()
+}
+
+/// Set B holds `release` byte for byte and is valid with one try.
+fn assert_installed(node: &TestNode, release: &BuiltRelease) {
+    for which in IMAGES {
+        let img = image(release, which);
+        let on_disk = node.read_partition(SetId::B, which, img.size).unwrap();
+        assert!(
+            on_disk == std::fs::read(&img.path).unwrap(),
+            "{which} differs from the image"
+        );
+    }
+    let b = node.signpost().unwrap().flags(SetId::B);
+    assert_eq!(
+        (b.priority.get(), b.tries_left.get(), b.successful),
+        (0, 1, false)
+    );
+}
+
+/// The last download event of each image.
+fn last_events(stdout: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut last = std::collections::BTreeMap::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["phase"] == "download" {
+            last.insert(v["image"].as_str().unwrap().to_string(), v);
+        }
+    }
+    last
+}
+
+#[test]
+fn an_update_downloads_only_the_changed_chunks_and_copies_the_rest() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &[3, 20, 41]);
+    fill_b(&world.node, 0xAA);
+    let before = active_fingerprint(&world.node);
+    world.server.clear_requests();
+    let stdout = ok(&world.updog(&["update-image", "--progress", "json"]));
+    assert_installed(&world.node, &second);
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+
+    let mut changed_bytes = 0u64;
+    let mut total_bytes = 0u64;
+    let mut index_bytes = 0u64;
+    let last = last_events(&stdout);
+    for which in IMAGES {
+        let new = index(&world, "1.1.0", which);
+        let old = index(&world, "1.0.0", which);
+        // The new release's index, and the running release's (for copies from any offset).
+        index_bytes += (new.to_json().len() + old.to_json().len()) as u64;
+        // Chunks whose bytes differ from 1.0.0's at the same offset.
+        let changed: BTreeSet<usize> = (0..new.chunks().len())
+            .filter(|&i| old.chunks().get(i).map(|c| c.sha256) != Some(new.chunks()[i].sha256))
+            .collect();
+        let size = |set: &BTreeSet<usize>| -> u64 {
+            set.iter()
+                .map(|&i| match new.chunks()[i].data {
+                    ChunkData::Stored { length, .. } => length,
+                    ChunkData::Zero => 0,
+                })
+                .sum()
+        };
+        let fetched = requested(&world.server, &new);
+        assert!(
+            fetched.is_subset(&changed),
+            "{which}: fetched {fetched:?}, but only {changed:?} changed"
+        );
+        changed_bytes += size(&changed);
+        total_bytes += new.chunk_file_length();
+        let event = &last[which];
+        assert_eq!(event["chunks_total"], new.chunks().len() as u64, "{event}");
+        assert_eq!(event["chunks_downloaded"], fetched.len() as u64, "{event}");
+        if which == "root" {
+            assert!(event["chunks_copied"].as_u64().unwrap() > 0, "{event}");
+        }
+    }
+    let downloaded = bytes_sent(&world.server, ".chunks");
+    let with_indexes = downloaded + bytes_sent(&world.server, ".chunks.json");
+    eprintln!(
+        "delta: {downloaded} chunk bytes + {} index bytes downloaded; changed chunks {changed_bytes} \
+         bytes; all chunks {total_bytes} bytes",
+        with_indexes - downloaded
+    );
+    assert!(
+        downloaded <= changed_bytes,
+        "{downloaded} > {changed_bytes}"
+    );
+    assert!(with_indexes <= changed_bytes + index_bytes);
+    assert!(
+        downloaded * 4 < total_bytes,
+        "a few changed files should not cost a quarter of the image"
+    );
+    // Nothing was streamed.
+    assert_eq!(bytes_sent(&world.server, ".lz4"), 0);
+}
+
+#[test]
+fn a_partition_of_garbage_ends_identical_to_the_image_zero_chunks_included() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    // Everything changed: nothing can be copied.
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    let root = index(&world, "1.1.0", "root");
+    assert!(
+        root.chunks().iter().any(|c| c.data == ChunkData::Zero),
+        "the image has all-zero chunks"
+    );
+    fill_b(&world.node, 0x5C);
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert_installed(&world.node, &second);
+}
+
+#[test]
+fn a_corrupted_chunk_is_refused_before_it_is_written_and_named() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    let root = index(&world, "1.1.0", "root");
+    // The last stored chunk: every one before it in the file is fetched and written first.
+    let (bad, offset, length) = root
+        .chunks()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.data {
+            ChunkData::Stored { offset, length, .. } => Some((i, offset, length)),
+            ChunkData::Zero => None,
+        })
+        .next_back()
+        .unwrap();
+    let file = world.target_file(&format!(".{}", root.chunk_file().as_str()));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[(offset + length / 2) as usize] ^= 0xFF;
+    std::fs::write(&file, bytes).unwrap();
+    fill_b(&world.node, 0xAA);
+    let line = assert_install_refused(
+        &world,
+        &[],
+        &[
+            &format!("chunk {bad} of '"),
+            "1.1.0-root.ext4.lz4'",
+            "sha256",
+            "it was not written",
+        ],
+    );
+    assert!(
+        line.contains(&format!("bytes {offset}..{}", offset + length)),
+        "{line}"
+    );
+    let r = root.range(bad);
+    let part = world.node.read_partition(SetId::B, "root", r.end).unwrap();
+    assert!(
+        part[r.start as usize..].iter().all(|&b| b == 0xAA),
+        "the bad chunk reached the partition"
+    );
+    drop(second);
+}
+
+#[test]
+fn a_tampered_chunk_index_is_refused_by_tuf() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    release(&world, &[1]);
+    let path = world.target_file("1.1.0-root.ext4.lz4.chunks.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A plausible edit: another (well-formed) hash for the first chunk.
+    let at = text.find("\"sha256\":\"").unwrap() + 10;
+    let mut tampered = text.clone().into_bytes();
+    tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_ne!(tampered, text);
+    std::fs::write(&path, tampered).unwrap();
+    let line = assert_install_refused(
+        &world,
+        &[],
+        &[
+            "Failed to fetch target '",
+            "1.1.0-root.ext4.lz4.chunks.json'",
+        ],
+    );
+    assert!(line.contains("Hash mismatch"), "{line}");
+}
+
+#[test]
+fn a_server_without_range_support_gets_the_lz4_stream() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &[5]);
+    world.server.inject(".chunks", Fault::NoRange, None);
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert_installed(&world.node, &second);
+    assert!(
+        bytes_sent(&world.server, "1.1.0-root.ext4.lz4") > 0,
+        "ROOT was streamed"
+    );
+}
+
+#[test]
+fn a_file_url_repository_installs_from_chunks() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &[7, 8]);
+    let (metadata, targets) = world.repo.repo_dir().urls().unwrap();
+    std::fs::write(
+        world.node.sysroot.join("etc/updog.toml"),
+        format!(
+            "metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\nseed = 42\n"
+        ),
+    )
+    .unwrap();
+    world.server.clear_requests();
+    let stdout = ok(&world.updog(&["update-image", "--progress", "json"]));
+    assert!(world.server.requests().is_empty(), "nothing went over HTTP");
+    assert_installed(&world.node, &second);
+    let last = last_events(&stdout);
+    assert!(
+        last["root"]["chunks_copied"].as_u64().unwrap() > 0,
+        "{stdout}"
+    );
+}
+
+fn updog_cmd(world: &World, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_updog"));
+    cmd.args(args)
+        .arg("--sysroot")
+        .arg(&world.node.sysroot)
+        .env_remove("RUST_LOG")
+        .env_remove(powercut::AT_ENV)
+        .env_remove(powercut::LOG_ENV)
+        .env("UPDOG_READ_TIMEOUT_MS", "3000");
+    cmd
+}
+
+/// After an interrupted install: runs it again and checks it completes, fetches no chunk that
+/// was already in place, and leaves set B identical to the release.
+fn resume_and_check(world: &World, second: &BuiltRelease) -> usize {
+    let mut reused = 0;
+    let mut before = Vec::new();
+    for which in IMAGES {
+        let idx = index(world, "1.1.0", which);
+        let here = in_place(&world.node, second, which, &idx);
+        reused += here.iter().filter(|&&h| h).count();
+        before.push((which, idx, here));
+    }
+    world.server.clear_requests();
+    let out = updog_cmd(world, &["update-image", "--progress", "none"])
+        .output()
+        .unwrap();
+    ok(&out);
+    for (which, idx, here) in &before {
+        for i in requested(&world.server, idx) {
+            assert!(
+                !here[i],
+                "{which}: chunk {i} was in place but fetched again"
+            );
+        }
+    }
+    assert_installed(&world.node, second);
+    reused
+}
+
+#[test]
+fn a_killed_install_resumes_without_downloading_a_verified_chunk_again() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    fill_b(&world.node, 0xAA);
+    let root = index(&world, "1.1.0", "root");
+    // Every request for ROOT's chunks stalls after a few chunks' worth of bytes.
+    world.server.inject(
+        &format!(".{}", root.chunk_file().as_str()),
+        Fault::StallAfter(4 * CHUNK, Duration::from_secs(60)),
+        None,
+    );
+    let mut child = updog_cmd(&world, &["update-image", "--progress", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["image"] == "root" && v["chunks_downloaded"].as_u64().unwrap_or(0) >= 2 {
+            seen = v["chunks_downloaded"].as_u64().unwrap();
+            break;
+        }
+    }
+    assert!(seen >= 2, "the install never wrote a ROOT chunk");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    world.server.clear_faults();
+    let here = in_place(&world.node, &second, "root", &root);
+    assert!(
+        here.iter().filter(|&&h| h).count() as u64 >= seen,
+        "the chunks written before the kill are on disk"
+    );
+    resume_and_check(&world, &second);
+}
+
+#[test]
+fn a_power_cut_at_each_chunk_point_resumes_without_downloading_a_verified_chunk_again() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    // Learn the points of a whole install.
+    fill_b(&world.node, 0xAA);
+    let log = world.work.path().join("points.log");
+    let out = updog_cmd(&world, &["update-image", "--progress", "none"])
+        .env(powercut::LOG_ENV, &log)
+        .output()
+        .unwrap();
+    ok(&out);
+    let points: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let chunk_points: Vec<usize> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.starts_with("updog.chunks") || p.as_str() == "updog.partition-synced")
+        .map(|(n, _)| n + 1)
+        .collect();
+    assert!(
+        points
+            .iter()
+            .filter(|p| *p == "updog.chunks-checkpoint")
+            .count()
+            >= 2,
+        "ROOT has checkpoints mid-download: {points:?}"
+    );
+    let mut resumed_with = Vec::new();
+    for n in chunk_points {
+        fill_b(&world.node, 0xAA);
+        let cut = updog_cmd(&world, &["update-image", "--progress", "none"])
+            .env(powercut::AT_ENV, n.to_string())
+            .output()
+            .unwrap();
+        assert!(!cut.status.success(), "the power was cut at point {n}");
+        resumed_with.push((points[n - 1].clone(), resume_and_check(&world, &second)));
+    }
+    eprintln!("chunks in place when resuming after each cut: {resumed_with:?}");
+    // A late cut leaves more in place than the first: the partition is the journal.
+    let counts: Vec<usize> = resumed_with.iter().map(|(_, n)| *n).collect();
+    assert!(counts.first() < counts.last(), "{resumed_with:?}");
+}
+
+#[test]
+fn a_dropped_connection_fetches_the_rest_of_the_range_again() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    let root = index(&world, "1.1.0", "root");
+    let suffix = format!(".{}", root.chunk_file().as_str());
+    world
+        .server
+        .inject(&suffix, Fault::DropAfter(3 * CHUNK + 100), Some(1));
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert_installed(&world.node, &second);
+    let requests: Vec<_> = world
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&suffix))
+        .collect();
+    // The dropped request's first chunks were used; the retry starts after them.
+    let first: u64 = requests[0].range.as_ref().unwrap()[6..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second_start: u64 = requests[1].range.as_ref().unwrap()[6..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        requests[0].body_bytes <= 3 * CHUNK + 100,
+        "the first request was cut: {requests:?}"
+    );
+    assert!(second_start > first, "{requests:?}");
+    assert!(second_start <= first + 3 * CHUNK + 100, "{requests:?}");
+}
