@@ -1,5 +1,6 @@
-//! The transport tough fetches through: reqwest for `http(s)://`, tough's
-//! [`FilesystemTransport`] for `file://` (offline repositories).
+//! The transport tough fetches through: reqwest for `http(s)://`, the local file for `file://`
+//! (offline repositories; the URL is decoded as a file path, so a target name with a space or
+//! another escaped character is found).
 //!
 //! HTTP has a connect timeout and an idle timeout per read, and no whole-request timeout: a
 //! stalled transfer times out, a large one on a slow link does not. Failed requests (connection
@@ -19,7 +20,7 @@ use reqwest::{Client, StatusCode};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tough::{FilesystemTransport, Transport, TransportError, TransportErrorKind, TransportStream};
+use tough::{Transport, TransportError, TransportErrorKind, TransportStream};
 use url::Url;
 
 /// Timeouts and retries of HTTP fetches.
@@ -281,7 +282,7 @@ impl UpdogTransport {
 impl Transport for UpdogTransport {
     async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
         match url.scheme() {
-            "file" => FilesystemTransport.fetch(url).await,
+            "file" => fetch_file(url).await,
             "http" | "https" => {
                 let (response, skip) = self.request(&url, 0).await?;
                 let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -294,6 +295,41 @@ impl Transport for UpdogTransport {
             )),
         }
     }
+}
+
+/// Reads a `file://` URL. tough's `FilesystemTransport` opens the URL's path as it is written,
+/// so `a%20b` is looked for instead of `a b`; the path is decoded here.
+async fn fetch_file(url: Url) -> Result<TransportStream, TransportError> {
+    use tokio::io::AsyncReadExt;
+    const READ: usize = 64 * 1024;
+    let Ok(path) = url.to_file_path() else {
+        return Err(TransportError::new_with_cause(
+            TransportErrorKind::Other,
+            &url,
+            "not a local file path",
+        ));
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            TransportErrorKind::FileNotFound
+        } else {
+            TransportErrorKind::Other
+        };
+        TransportError::new_with_cause(kind, &url, e)
+    })?;
+    let stream = futures_util::stream::try_unfold((file, url), |(mut file, url)| async move {
+        let mut buf = vec![0u8; READ];
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| TransportError::new_with_cause(TransportErrorKind::Other, &url, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), (file, url))))
+    });
+    Ok(Box::pin(stream))
 }
 
 /// The receiving end of a pump, as a stream.
@@ -316,4 +352,27 @@ fn one_line_error(e: &reqwest::Error) -> String {
         source = s.source();
     }
     crate::config::one_line(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_url_with_an_escaped_name_is_read() {
+        use futures_util::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.0.0 to 1.1.0.json");
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let url = Url::from_file_path(&path).unwrap();
+        assert!(url.as_str().contains("%20"), "{url}");
+        let chunks: Vec<Bytes> = fetch_file(url).await.unwrap().try_collect().await.unwrap();
+        assert_eq!(chunks.concat(), body);
+        let missing = Url::from_file_path(dir.path().join("no such file")).unwrap();
+        let Err(err) = fetch_file(missing).await else {
+            panic!("a missing file was read");
+        };
+        assert_eq!(err.kind(), TransportErrorKind::FileNotFound);
+    }
 }
