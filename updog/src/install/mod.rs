@@ -9,7 +9,7 @@
 mod stream;
 mod verify;
 
-pub use stream::Written;
+pub use stream::{Written, write_lz4_stream};
 
 use crate::error::{self, Result};
 use crate::lock::UpdateLock;

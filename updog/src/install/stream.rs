@@ -175,10 +175,14 @@ struct PartitionSink {
 
 impl PartitionSink {
     fn write(self, rx: tokio::sync::mpsc::Receiver<Bytes>) -> Result<Written> {
-        let mut decoder = lz4_flex::frame::FrameDecoder::new(ChannelReader {
+        self.write_from(ChannelReader {
             rx,
             chunk: Bytes::new(),
-        });
+        })
+    }
+
+    fn write_from(self, input: impl Read) -> Result<Written> {
+        let mut decoder = lz4_flex::frame::FrameDecoder::new(input);
         let mut buf = vec![0u8; WRITE_BUF];
         let mut hasher = self.keep_hash.then(Sha256::new);
         let mut written = 0u64;
@@ -218,6 +222,32 @@ impl PartitionSink {
             sha256: hasher.map(|h| h.finalize().into()),
         })
     }
+}
+
+/// Decompresses the lz4 frame read from `input` into `file` at byte `start`, as the install
+/// writes an image into its partition: a decompressed byte that would pass `start + capacity`
+/// is refused before it is written, and the file is synced at the end. `disk`, `label` and
+/// `target` only name things in errors. The install itself feeds the same writer from the
+/// download; this entry point serves tools and tests that hold the compressed image already.
+pub fn write_lz4_stream(
+    input: impl Read,
+    file: File,
+    disk: &Path,
+    start: u64,
+    capacity: u64,
+    label: &str,
+    target: &str,
+) -> Result<Written> {
+    PartitionSink {
+        file,
+        disk: disk.to_path_buf(),
+        start,
+        capacity,
+        label: label.to_string(),
+        target: target.to_string(),
+        keep_hash: true,
+    }
+    .write_from(input)
 }
 
 /// Reads until `buf` is full or the input ends.
