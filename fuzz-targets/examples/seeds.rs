@@ -11,12 +11,14 @@ use signpost::{Layout, MemDisk, SetId, SignpostDisk};
 use std::io::Write;
 use std::path::Path;
 
+/// The flag byte (recompute both copies' CRCs) and the GPT sectors of `disk`.
 fn gpt_sectors(disk: &MemDisk) -> Vec<u8> {
     let mut head = vec![0; HEAD_LEN];
     let mut tail = vec![0; TAIL_LEN];
     disk.read_at(0, &mut head);
     disk.read_at(DISK_LEN - TAIL_LEN as u64, &mut tail);
     head.extend(tail);
+    head.insert(0, 3);
     head
 }
 
@@ -66,8 +68,13 @@ fn main() {
     let applied = sd.into_inner();
     write("gpt", "applied", &gpt_sectors(&applied));
     let mut torn = gpt_sectors(&applied);
-    torn[512 + 100] ^= 0xff; // the primary header's CRC no longer matches
+    torn[0] = 2; // keep the primary as it is
+    torn[1 + 512 + 40] ^= 0xff; // first usable LBA: the primary header's CRC no longer matches
     write("gpt", "primary-torn", &torn);
+    let mut torn = gpt_sectors(&applied);
+    torn[0] = 1; // keep the backup as it is
+    torn[1 + HEAD_LEN + 512] ^= 0xff; // the backup's first entry: its array CRC no longer matches
+    write("gpt", "backup-torn", &torn);
 
     let image: Vec<u8> = (0..PART_LEN as usize / 2)
         .map(|i| (i % 251) as u8)

@@ -11,16 +11,48 @@ pub const HEAD_LEN: usize = 34 * SECTOR_SIZE as usize;
 /// The bytes of the input laid at the end of the disk: the backup array and header.
 pub const TAIL_LEN: usize = 33 * SECTOR_SIZE as usize;
 
-/// The disk an input describes: its first [`HEAD_LEN`] bytes at the start of a zeroed
-/// [`DISK_LEN`]-byte disk, the next [`TAIL_LEN`] bytes at its end. A seed is therefore the
-/// first 34 and the last 33 sectors of a real image.
+/// The disk an input describes. The first byte says which copies get their CRCs recomputed
+/// after laying the rest (bit 0 the primary, bit 1 the backup), so that the fuzzer reaches the
+/// checks behind the CRCs; then the next [`HEAD_LEN`] bytes go at the start of a zeroed
+/// [`DISK_LEN`]-byte disk and the next [`TAIL_LEN`] at its end. A seed is therefore a flag byte
+/// and the first 34 and the last 33 sectors of a real image.
 pub fn disk_from(data: &[u8]) -> MemDisk {
+    let (flags, data) = data.split_first().map_or((0, data), |(f, rest)| (*f, rest));
     let mut disk = MemDisk::new(DISK_LEN);
     let (head, rest) = data.split_at(data.len().min(HEAD_LEN));
     let tail = &rest[..rest.len().min(TAIL_LEN)];
     disk.write_at(0, head).unwrap();
     disk.write_at(DISK_LEN - TAIL_LEN as u64, tail).unwrap();
+    if flags & 1 != 0 {
+        reseal(&mut disk, 1);
+    }
+    if flags & 2 != 0 {
+        reseal(&mut disk, DISK_LEN / SECTOR_SIZE - 1);
+    }
     disk
+}
+
+fn le32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// Recomputes the entry array CRC and the header CRC of the header at `lba`, as far as its
+/// fields can be followed on this disk.
+fn reseal(disk: &mut MemDisk, lba: u64) {
+    let mut header = vec![0; SECTOR_SIZE as usize];
+    disk.read_at(lba * SECTOR_SIZE, &mut header);
+    let entries_lba = u64::from_le_bytes(header[72..80].try_into().unwrap());
+    let array_len = u64::from(le32(&header, 80)) * u64::from(le32(&header, 84));
+    if array_len <= 1 << 20 && entries_lba.saturating_mul(SECTOR_SIZE) < DISK_LEN {
+        let mut array = vec![0; array_len as usize];
+        disk.read_at(entries_lba * SECTOR_SIZE, &mut array);
+        header[88..92].copy_from_slice(&crc32fast::hash(&array).to_le_bytes());
+    }
+    let size = (le32(&header, 12) as usize).clamp(92, SECTOR_SIZE as usize);
+    header[16..20].fill(0);
+    let crc = crc32fast::hash(&header[..size]);
+    header[16..20].copy_from_slice(&crc.to_le_bytes());
+    disk.write_at(lba * SECTOR_SIZE, &header).unwrap();
 }
 
 /// Opens the disk `data` describes. Opening never panics and an error is one line. A table it
