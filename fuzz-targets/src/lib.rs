@@ -9,13 +9,13 @@
 //!
 //! | target | input | invariant |
 //! |---|---|---|
-//! | [`manifest`] | `manifest.json` | parses or errors; what parses re-serialises to a fixed point and re-parses equal; choice and migration paths never panic |
-//! | [`updog_config`] | `etc/updog.toml` | parses or errors on one line; what parses keeps its URLs' trailing slash and seed range |
-//! | [`gpt`] | the GPT sectors of a disk image | a read never panics; a table it accepts gives both sets, repairs to a clean table that reads back equal, and takes a transition |
-//! | [`datastore`] | a key name, a metadata key name, a value file | a key that parses round-trips through its display form and its on-disk path (one plain component per segment); a value file reads back as the JSON it holds |
-//! | [`migration`] | a declarative migration document | parses or errors; re-serialises equal; forward then backward on a sample datastore gives back `live/` byte for byte |
-//! | [`api_status`] | `run/update-status.json` and the status the API serves | parses or is ignored; round-trips; deriving the state from any disk never panics and matches the disk |
-//! | [`partition_writer`] | the lz4 stream of an image | decompresses or errors; never writes a byte outside the partition |
+//! | [`manifest()`] | `manifest.json` | parses or errors; what parses re-serialises to a fixed point and re-parses equal; choice and migration paths never panic |
+//! | [`updog_config()`] | `etc/updog.toml` | parses or errors on one line; what parses keeps its URLs' trailing slash and seed range |
+//! | [`gpt()`] | a flag byte (recompute which copies' CRCs), then the GPT sectors of a disk image | a read never panics; a table it accepts gives both sets, repairs to a clean table that reads back equal, and takes a transition |
+//! | [`datastore()`] | a key name, a metadata key name, a value file | a key that parses round-trips through its display form and its on-disk path (one plain component per segment); a value file reads back as the JSON it holds |
+//! | [`migration()`] | a declarative migration document | parses or errors; re-serialises equal; forward then backward on a sample datastore gives back `live/` byte for byte |
+//! | [`api_status()`] | `run/update-status.json` and the status the API serves | parses or is ignored; round-trips; deriving the state from any disk never panics and matches the disk |
+//! | [`partition_writer()`] | the lz4 stream of an image | decompresses or errors; never writes a byte outside the partition |
 //!
 //! Adding a target: a module here with its `pub fn` and an entry in [`TARGETS`], a two-line
 //! `fuzz/fuzz_targets/<target>.rs` with its `[[bin]]` in `fuzz/Cargo.toml`, and seeds in
