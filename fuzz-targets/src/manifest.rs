@@ -2,12 +2,20 @@
 
 use update_metadata::{ChoiceOptions, Direction, Manifest, Node, Seed};
 
-/// Parses `data` as a manifest. What parses must serialise to a fixed point that parses back
+/// Parses `data` as a manifest. An error is one line; what parses must serialise to a fixed point that parses back
 /// equal; every wave's ready time lies within its wave; choosing an update and walking a
 /// migration path never panic, and a path reversed is the path back.
 pub fn manifest(data: &[u8]) {
-    let Ok(manifest) = Manifest::from_json(data) else {
-        return;
+    let manifest = match Manifest::from_json(data) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                !message.contains('\n'),
+                "a manifest error spans lines: {message:?}"
+            );
+            return;
+        }
     };
     let json = manifest.to_json().expect("a parsed manifest serialises");
     let again = Manifest::from_json(json.as_bytes()).expect("a serialised manifest parses");
