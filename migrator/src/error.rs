@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// `message` on one line: control characters are written escaped. A parser's message can quote
 /// the input, and a JSON string in a document can hold a newline (`"op": "re\nname"`).
-fn one_line(message: &impl std::fmt::Display) -> String {
+pub(crate) fn one_line(message: &impl std::fmt::Display) -> String {
     message
         .to_string()
         .chars()
