@@ -309,7 +309,10 @@ fn misplaced(parts: &[&PartitionInfo], table: &Table) -> Vec<String> {
         if p.first_lba > p.last_lba || p.first_lba < first || p.last_lba > last {
             problems.push(format!(
                 "{} (partition {}) spans LBAs {}..={}, outside the usable LBAs {first}..={last}",
-                p.label, p.number, p.first_lba, p.last_lba
+                p.label.escape_debug(),
+                p.number,
+                p.first_lba,
+                p.last_lba
             ));
         }
     }
@@ -424,6 +427,16 @@ mod misplaced_tests {
         ));
         let past_the_end = disk_with(8, |e| e.ending_lba = u64::MAX);
         assert!(open_error(past_the_end).contains("spans LBAs 16384..=18446744073709551615"));
+    }
+
+    /// Found by fuzzing: the label comes from the disk and can hold a newline.
+    #[test]
+    fn a_misplaced_partition_s_label_is_written_escaped() {
+        let disk = disk_with(5, |e| {
+            e.ending_lba = e.starting_lba - 2;
+            e.partition_name = "ROOT\nB".into();
+        });
+        assert!(open_error(disk).contains(": ROOT\\nB (partition 5) spans"));
     }
 
     #[test]
