@@ -3,6 +3,22 @@
 use snafu::Snafu;
 use std::path::PathBuf;
 
+/// `message` on one line: control characters are written escaped. A parser's message can quote
+/// the input, and a JSON string in a document can hold a newline (`"op": "re\nname"`).
+pub(crate) fn one_line(message: &impl std::fmt::Display) -> String {
+    message
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The result of this crate's functions.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -250,7 +266,7 @@ pub enum Error {
     },
 
     /// A declarative migration document that does not parse.
-    #[snafu(display("Failed to parse declarative migration '{name}': {source}"))]
+    #[snafu(display("Failed to parse declarative migration '{name}': {}", one_line(source)))]
     ParseMigration {
         /// The migration.
         name: String,

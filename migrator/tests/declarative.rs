@@ -241,3 +241,27 @@ fn refusals_and_invalid_documents_say_why() {
         assert!(err.starts_with("Failed to"), "{err}");
     }
 }
+
+/// Found by fuzzing (`fuzz/regressions/migration/`): serde's message quotes an unknown field or
+/// operation as it was, and a JSON string can hold a newline, so the error spanned lines.
+#[test]
+fn a_document_quoting_a_newline_still_fails_on_one_line() {
+    for (doc, want) in [
+        (
+            r#"{"operations": [{"op": "re\name", "key": "a"}]}"#,
+            "Failed to parse declarative migration 'nl.json': unknown variant `re\\name`, \
+             expected one of `add`, `remove`, `rename`, `replace`, `add-metadata`, \
+             `remove-metadata` at line 1 column 32",
+        ),
+        (
+            r#"{"operatio\ns\r": []}"#,
+            "Failed to parse declarative migration 'nl.json': unknown field `operatio\\ns\\r`, \
+             expected `description` or `operations` at line 1 column 16",
+        ),
+    ] {
+        let err = Document::from_slice("nl.json", doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, want);
+    }
+}

@@ -278,11 +278,18 @@ pub(crate) fn find_sets(table: &Table, disk: &str) -> Result<Sets> {
             PartitionType::Private.guid()
         ));
     }
+    let data = nth(PartitionType::Data, SetId::A);
+    let mut placed: Vec<&PartitionInfo> = private.iter().chain(data.as_ref()).collect();
+    for set in &sets {
+        placed.extend([&set.boot, &set.root, &set.hash]);
+        placed.extend(set.reserved.as_ref());
+    }
+    problems.extend(misplaced(&placed, table));
     match (<[SetPartitions; 2]>::try_from(sets), private) {
         (Ok(sets), Some(private)) if problems.is_empty() => Ok(Sets {
             sets,
             private,
-            data: nth(PartitionType::Data, SetId::A),
+            data,
         }),
         _ => error::MissingSetsSnafu {
             disk,
@@ -290,6 +297,39 @@ pub(crate) fn find_sets(table: &Table, disk: &str) -> Result<Sets> {
         }
         .fail(),
     }
+}
+
+/// What is wrong with where the partitions signpost uses lie: each must sit inside the table's
+/// usable area and overlap no other, or an image written into one would land on a copy of the
+/// table or on another partition.
+fn misplaced(parts: &[&PartitionInfo], table: &Table) -> Vec<String> {
+    let (first, last) = (table.first_usable_lba(), table.last_usable_lba());
+    let mut problems = Vec::new();
+    for p in parts {
+        if p.first_lba > p.last_lba || p.first_lba < first || p.last_lba > last {
+            problems.push(format!(
+                "{} (partition {}) spans LBAs {}..={}, outside the usable LBAs {first}..={last}",
+                p.label.escape_debug(),
+                p.number,
+                p.first_lba,
+                p.last_lba
+            ));
+        }
+    }
+    if problems.is_empty() {
+        for (i, a) in parts.iter().enumerate() {
+            for b in &parts[i + 1..] {
+                if a.first_lba <= b.last_lba && b.first_lba <= a.last_lba {
+                    problems.push(format!(
+                        "partitions {} and {} overlap",
+                        a.number.min(b.number),
+                        a.number.max(b.number)
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -322,5 +362,90 @@ mod tests {
             "BOTTLEROCKET-HASH-B"
         );
         assert_eq!(PartitionType::Private.label(None), "BOTTLEROCKET-PRIVATE");
+    }
+}
+
+/// Tables found by fuzzing (`fuzz/regressions/gpt/`): entries that pass the CRCs but put a
+/// partition where no image may be written.
+#[cfg(test)]
+mod misplaced_tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::disk::MemDisk;
+    use crate::table::{Copies, write_table};
+    use crate::{Layout, SignpostDisk, create_disk};
+
+    const MIB: u64 = 1 << 20;
+
+    fn layout() -> Layout {
+        Layout {
+            boot_mib: 1,
+            root_mib: 1,
+            hash_mib: 1,
+            reserved_mib: 0,
+            private_mib: 1,
+            data_mib: Some(1),
+        }
+    }
+
+    /// A fresh disk whose entry `number` is changed by `f`, with both copies' CRCs right.
+    fn disk_with(number: u32, f: impl FnOnce(&mut gptman::GPTPartitionEntry)) -> MemDisk {
+        let mut disk = MemDisk::new(layout().needed_mib() * MIB);
+        create_disk(&mut disk, "mem", &layout()).unwrap();
+        let mut table = SignpostDisk::open(disk.clone(), "mem")
+            .unwrap()
+            .table()
+            .clone();
+        f(table.entry_mut(number).unwrap());
+        table.seal();
+        write_table(&mut disk, "mem", &table, Copies::BOTH, true).unwrap();
+        disk
+    }
+
+    fn open_error(disk: MemDisk) -> String {
+        SignpostDisk::open(disk, "fuzz.img")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_partition_that_ends_before_it_starts_is_refused() {
+        // ROOT-B (partition 5) ending before its start made `size_bytes` underflow: a panic, or
+        // in a release build a partition of nearly 2^64 bytes for the install to write into.
+        let disk = disk_with(5, |e| e.ending_lba = e.starting_lba - 2);
+        assert_eq!(
+            open_error(disk),
+            "Failed to find the partition sets on 'fuzz.img': BOTTLEROCKET-ROOT-B (partition 5) \
+             spans LBAs 10240..=10238, outside the usable LBAs 34..=20446"
+        );
+    }
+
+    #[test]
+    fn a_partition_over_the_table_or_past_the_disk_is_refused() {
+        let over_the_table = disk_with(2, |e| e.starting_lba = 1);
+        assert!(open_error(over_the_table).ends_with(
+            "BOTTLEROCKET-ROOT-A (partition 2) spans LBAs 1..=6143, outside the usable LBAs 34..=20446"
+        ));
+        let past_the_end = disk_with(8, |e| e.ending_lba = u64::MAX);
+        assert!(open_error(past_the_end).contains("spans LBAs 16384..=18446744073709551615"));
+    }
+
+    /// Found by fuzzing: the label comes from the disk and can hold a newline.
+    #[test]
+    fn a_misplaced_partition_s_label_is_written_escaped() {
+        let disk = disk_with(5, |e| {
+            e.ending_lba = e.starting_lba - 2;
+            e.partition_name = "ROOT\nB".into();
+        });
+        assert!(open_error(disk).contains(": ROOT\\nB (partition 5) spans"));
+    }
+
+    #[test]
+    fn overlapping_partitions_are_refused() {
+        // HASH-A (3) grown over ROOT-B's start: writing HASH-A would overwrite set B.
+        let disk = disk_with(3, |e| e.ending_lba += 2048);
+        assert_eq!(
+            open_error(disk),
+            "Failed to find the partition sets on 'fuzz.img': partitions 3 and 4 overlap"
+        );
     }
 }

@@ -174,16 +174,22 @@ fn read_copy<D: Disk + ?Sized>(
         )));
     }
     let array = array_sectors(&header);
+    // Every LBA in the header is the disk's word; a sum that overflows is a layout that does
+    // not fit (and must not wrap round to one that seems to).
+    let array_end = header.partition_entry_lba.checked_add(array);
     let array_fits = if lba == 1 {
         header.partition_entry_lba >= 2
-            && header.partition_entry_lba + array <= header.first_usable_lba
+            && array_end.is_some_and(|end| end <= header.first_usable_lba)
     } else {
-        header.partition_entry_lba + array <= lba
+        array_end.is_some_and(|end| end <= lba)
             && header.partition_entry_lba > header.last_usable_lba
     };
     if !array_fits
         || header.first_usable_lba > header.last_usable_lba
-        || header.last_usable_lba + array >= last_lba
+        || header
+            .last_usable_lba
+            .checked_add(array)
+            .is_none_or(|end| end >= last_lba)
     {
         return Err(bad(&format!(
             "inconsistent layout (entries at LBA {}, usable LBAs {}..={}, disk ends at LBA {last_lba})",
@@ -450,6 +456,34 @@ mod tests {
         entry.partition_name = "one".into();
         table.seal();
         table
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/gpt/`): a header (with a right CRC) whose entry
+    /// array LBA is near 2^64 overflowed `partition_entry_lba + array`: a panic with overflow
+    /// checks, a wrapped sum that could pass the layout check without them.
+    #[test]
+    fn an_entry_array_lba_near_the_top_of_u64_is_an_inconsistent_layout() {
+        let mut disk = MemDisk::new(LEN);
+        write_table(&mut disk, "mem", &sample(), Copies::BOTH, true).unwrap();
+        let mut header = vec![0; SECTOR_SIZE as usize];
+        disk.read_at(SECTOR_SIZE, &mut header);
+        header[72..80].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+        header[16..20].fill(0);
+        let crc = crc32fast::hash(&header[..92]);
+        header[16..20].copy_from_slice(&crc.to_le_bytes());
+        disk.write_at(SECTOR_SIZE, &header).unwrap();
+        let (table, health) = read_table(&mut disk, "mem").unwrap();
+        assert_eq!(table, sample(), "the backup copy is used");
+        assert_eq!(
+            health.primary,
+            CopyState::Invalid {
+                reason: format!(
+                    "header at LBA 1: inconsistent layout (entries at LBA {}, usable LBAs \
+                     34..=16350, disk ends at LBA 16383)",
+                    u64::MAX - 1
+                )
+            }
+        );
     }
 
     #[test]

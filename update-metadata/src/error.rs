@@ -11,13 +11,29 @@ use snafu::Snafu;
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `message` on one line: control characters are written escaped. Messages quote keys and
+/// values from the document, and a JSON string can hold a newline.
+fn one_line(message: &impl std::fmt::Display) -> String {
+    message
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Everything that can go wrong in this crate.
 #[derive(Debug, Snafu)]
 #[snafu(visibility(pub(crate)))]
 #[non_exhaustive]
 pub enum Error {
     /// A problem at a named place in a manifest or policy document.
-    #[snafu(display("{field}: {source}"))]
+    #[snafu(display("{}: {}", one_line(field), one_line(source)))]
     Field {
         /// Where the problem is, e.g. `updates[2].waves`.
         field: String,
@@ -44,7 +60,7 @@ pub enum Error {
     },
 
     /// The manifest is not JSON of the expected shape.
-    #[snafu(display("Failed to parse manifest JSON: {source}"))]
+    #[snafu(display("Failed to parse manifest JSON: {}", one_line(source)))]
     ParseManifest {
         /// The JSON error (it carries line and column).
         source: serde_json::Error,

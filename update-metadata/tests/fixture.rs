@@ -81,3 +81,31 @@ fn fixture_choice_and_path() {
     assert_eq!(back.migrations.len(), 3);
     assert_eq!(back.migrations[0].as_str(), names[2]);
 }
+
+/// The class of error fuzzing found in migration documents, checked here since
+/// (`fuzz/regressions/manifest/`): errors quote keys and values from the document, and a JSON
+/// string can hold a newline, so an error spanned lines.
+#[test]
+fn a_manifest_quoting_a_newline_still_fails_on_one_line() {
+    let update = |waves: &str| {
+        format!(
+            r#"{{"updates": [{{"variant": "v", "arch": "x86_64", "version": "1.0.0",
+            "max_version": "1.0.0", "waves": {waves},
+            "images": {{"boot": "b", "root": "r", "hash": "h"}}}}], "migrations": {{}}}}"#
+        )
+    };
+    for (doc, want) in [
+        (
+            update(r#"{"1\n2": "2030-01-01T00:00:00Z"}"#),
+            "updates[0].waves: wave key '1\\n2' is not a decimal integer",
+        ),
+        (
+            r#"{"updates": [], "migrations": {"(1.0\n0, 2.0.0)": []}}"#.to_string(),
+            "migrations: migration key '(1.0\\n0, 2.0.0)': failed to parse version '1.0\\n0'",
+        ),
+    ] {
+        let err = Manifest::from_json(doc.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with(want), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -122,7 +122,10 @@ impl Config {
             Some(text) => text.parse().map_err(|_| {
                 bad(
                     "version_lock",
-                    format!("'{text}' is neither 'latest' nor a version"),
+                    format!(
+                        "'{}' is neither 'latest' nor a version",
+                        text.escape_debug()
+                    ),
                 )
             })?,
         };
@@ -139,9 +142,10 @@ impl Config {
         let https_proxy = match string("https_proxy")? {
             None => None,
             Some(text) if text.is_empty() => None,
-            Some(text) => {
-                Some(Url::parse(&text).map_err(|e| bad("https_proxy", format!("'{text}': {e}")))?)
-            }
+            Some(text) => Some(
+                Url::parse(&text)
+                    .map_err(|e| bad("https_proxy", format!("'{}': {e}", text.escape_debug())))?,
+            ),
         };
         let no_proxy = match table.get("no_proxy") {
             None => Vec::new(),
@@ -220,10 +224,12 @@ impl Config {
 /// Parses a repository base URL (http, https or file) and gives it a trailing slash, so
 /// relative names join below it.
 fn parse_base_url(text: &str) -> std::result::Result<Url, String> {
-    let mut url = Url::parse(text).map_err(|e| format!("'{text}': {e}"))?;
+    // The text is quoted escaped: a value may hold a newline, and an error is one line.
+    let shown = text.escape_debug();
+    let mut url = Url::parse(text).map_err(|e| format!("'{shown}': {e}"))?;
     if !matches!(url.scheme(), "http" | "https" | "file") {
         return Err(format!(
-            "'{text}': scheme '{}' is not http, https or file",
+            "'{shown}': scheme '{}' is not http, https or file",
             url.scheme()
         ));
     }
@@ -306,5 +312,36 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.lines().count(), 1);
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/updog_config/`): a quoted value holding a newline
+    /// was copied into the message as it was, so the one-line error spanned two lines.
+    #[test]
+    fn a_value_with_a_newline_is_quoted_escaped_on_one_line() {
+        for (text, expected) in [
+            (
+                "metadata_base_url = \"httxs://h/\\n\"\ntargets_base_url = \"http://h/t/\"\n"
+                    .to_string(),
+                "Failed to read config 'updog.toml': field 'metadata_base_url': \
+                 'httxs://h/\\n': scheme 'httxs' is not http, https or file",
+            ),
+            (
+                "metadata_base_url = \"\\n\"\ntargets_base_url = \"http://h/t/\"\n".to_string(),
+                "Failed to read config 'updog.toml': field 'metadata_base_url': \
+                 '\\n': relative URL without a base",
+            ),
+            (
+                format!("{BASE}https_proxy = \"a\\nb\"\n"),
+                "Failed to read config 'updog.toml': field 'https_proxy': \
+                 'a\\nb': relative URL without a base",
+            ),
+            (
+                format!("{BASE}version_lock = \"1.0\\n\"\n"),
+                "Failed to read config 'updog.toml': field 'version_lock': \
+                 '1.0\\n' is neither 'latest' nor a version",
+            ),
+        ] {
+            assert_eq!(parse(&text).unwrap_err().to_string(), expected);
+        }
     }
 }

@@ -24,7 +24,10 @@ pub(crate) fn check_segment(segment: &str) -> std::result::Result<(), String> {
         return Err("it has an empty segment".into());
     }
     if segment.contains('"') {
-        return Err(format!("segment '{segment}' contains '\"'"));
+        return Err(format!(
+            "segment '{}' contains '\"'",
+            crate::error::one_line(&segment)
+        ));
     }
     if segment.chars().any(char::is_control) {
         return Err("a segment contains a control character".into());
@@ -106,7 +109,7 @@ impl Key {
         }
         for segment in &key.segments {
             check_segment(segment).map_err(|reason| Error::InvalidKey {
-                key: key.to_string(),
+                key: crate::error::one_line(&key),
                 reason,
             })?;
         }
@@ -244,6 +247,26 @@ impl<'de> serde::Deserialize<'de> for MetadataKey {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by fuzzing (`fuzz/regressions/migration/`): an object added by a migration whose
+    /// member name holds a newline was refused with the key written raw, on two lines.
+    #[test]
+    fn a_segment_with_a_control_character_is_refused_on_one_line() {
+        let err = Key::new("settings")
+            .unwrap()
+            .join("new\nline")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "Invalid key 'settings.new\\nline': a segment contains a control character"
+        );
+        let err = Key::from_segments(["a\"b\n"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Invalid key 'a\"b\\n': segment 'a\"b\\n' contains '\"'"
+        );
+    }
 
     #[test]
     fn parses_plain_and_quoted_segments() {

@@ -11,7 +11,7 @@ mod stream;
 mod verify;
 
 pub use chunked::ChunkCounts;
-pub use stream::Written;
+pub use stream::{Written, write_lz4_stream};
 
 use crate::error::{self, Result};
 use crate::lock::UpdateLock;

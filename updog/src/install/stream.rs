@@ -176,10 +176,14 @@ struct PartitionSink {
 
 impl PartitionSink {
     fn write(self, rx: tokio::sync::mpsc::Receiver<Bytes>) -> Result<Written> {
-        let mut decoder = lz4_flex::frame::FrameDecoder::new(ChannelReader {
+        self.write_from(ChannelReader {
             rx,
             chunk: Bytes::new(),
-        });
+        })
+    }
+
+    fn write_from(self, input: impl Read) -> Result<Written> {
+        let mut decoder = lz4_flex::frame::FrameDecoder::new(input);
         let mut buf = vec![0u8; WRITE_BUF];
         let mut hasher = self.keep_hash.then(Sha256::new);
         let mut written = 0u64;
@@ -208,6 +212,25 @@ impl PartitionSink {
                 h.update(&buf[..n]);
             }
             written += n as u64;
+            if n < buf.len() {
+                // The decoder reported the end of its input. lz4_flex's decoder can give more
+                // after that (a second legacy frame); a reader of the image would stop at the
+                // end, so such a stream is refused rather than written further.
+                let trailing =
+                    fill(&mut decoder, &mut [0u8; 1]).context(error::DecompressSnafu {
+                        target: &self.target,
+                    })?;
+                if trailing != 0 {
+                    return Err(error::Error::Decompress {
+                        target: self.target.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "more data follows the end of the lz4 stream",
+                        ),
+                    });
+                }
+                break;
+            }
         }
         self.file.sync_data().context(error::DiskIoSnafu {
             action: format!("sync {}", self.label),
@@ -219,6 +242,32 @@ impl PartitionSink {
             sha256: hasher.map(|h| h.finalize().into()),
         })
     }
+}
+
+/// Decompresses the lz4 frame read from `input` into `file` at byte `start`, as the install
+/// writes an image into its partition: a decompressed byte that would pass `start + capacity`
+/// is refused before it is written, and the file is synced at the end. `disk`, `label` and
+/// `target` only name things in errors. The install itself feeds the same writer from the
+/// download; this entry point serves tools and tests that hold the compressed image already.
+pub fn write_lz4_stream(
+    input: impl Read,
+    file: File,
+    disk: &Path,
+    start: u64,
+    capacity: u64,
+    label: &str,
+    target: &str,
+) -> Result<Written> {
+    PartitionSink {
+        file,
+        disk: disk.to_path_buf(),
+        start,
+        capacity,
+        label: label.to_string(),
+        target: target.to_string(),
+        keep_hash: true,
+    }
+    .write_from(input)
 }
 
 /// Reads until `buf` is full or the input ends.
@@ -259,6 +308,35 @@ impl Read for ChannelReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (`fuzz/regressions/partition_writer/`): two legacy lz4 frames, after
+    /// the first of which the decoder reports the end of its input and then gives the second's
+    /// bytes when asked again. The writer used to ask again and write them; a reader of the
+    /// image stops at the end.
+    #[test]
+    fn data_after_the_end_of_the_lz4_stream_is_refused() {
+        let work = tempfile::tempdir().unwrap();
+        let disk = work.path().join("disk.img");
+        std::fs::write(&disk, vec![0u8; 64 << 10]).unwrap();
+        let input = include_bytes!(
+            "../../../fuzz/regressions/partition_writer/data-after-the-end-of-a-legacy-frame"
+        );
+        let file = OpenOptions::new().write(true).open(&disk).unwrap();
+        let err = write_lz4_stream(
+            &input[..],
+            file,
+            &disk,
+            4096,
+            16 << 10,
+            "ROOT-B",
+            "root.lz4",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Failed to decompress image 'root.lz4': more data follows the end of the lz4 stream"
+        );
+    }
 
     #[test]
     fn the_reader_yields_the_chunks_in_order() {
