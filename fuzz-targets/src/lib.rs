@@ -15,6 +15,7 @@
 //! | [`datastore()`] | a key name, a metadata key name, a value file | a key that parses round-trips through its display form and its on-disk path (one plain component per segment); a value file reads back as the JSON it holds |
 //! | [`migration()`] | a declarative migration document | parses or errors; re-serialises equal; forward then backward on a sample datastore gives back `live/` byte for byte |
 //! | [`api_status()`] | `run/update-status.json` and the status the API serves | parses or is ignored; round-trips; deriving the state from any disk never panics and matches the disk |
+//! | [`chunk_index()`] | `<image>.chunks.json` | parses or errors on one line; re-serialises to a fixed point; one chunk per `chunk_size`, stored chunks back to back inside the chunk file, none beyond lz4's worst case |
 //! | [`partition_writer()`] | the lz4 stream of an image | decompresses or errors; never writes a byte outside the partition |
 //!
 //! Adding a target: a module here with its `pub fn` and an entry in [`TARGETS`], a two-line
@@ -31,6 +32,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 pub mod api_status;
+pub mod chunk_index;
 pub mod datastore;
 pub mod gpt;
 pub mod manifest;
@@ -40,6 +42,7 @@ mod scratch;
 pub mod updog_config;
 
 pub use api_status::api_status;
+pub use chunk_index::chunk_index;
 pub use datastore::datastore;
 pub use gpt::gpt;
 pub use manifest::manifest;
@@ -59,4 +62,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("migration", migration),
     ("api_status", api_status),
     ("partition_writer", partition_writer),
+    ("chunk_index", chunk_index),
 ];

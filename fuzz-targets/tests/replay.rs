@@ -96,3 +96,8 @@ fn api_status() {
 fn partition_writer() {
     replay("partition_writer");
 }
+
+#[test]
+fn chunk_index() {
+    replay("chunk_index");
+}
