@@ -1,7 +1,7 @@
 //! The update lock `run/updog.lock`: an exclusive `flock` held for the whole of a command that
 //! changes the disk. The lock itself is signpost's ([`signpost::lock`]), so that updog, the
 //! update API and signpost's verbs that write the partition table all exclude one another; this
-//! wrapper gives updog's errors: a held lock is [`Error::Locked`](crate::Error::Locked), exit
+//! wrapper gives updog's errors: a held lock is [`Error::Locked`], exit
 //! code 4, naming the holder (`pid 1234 (updog update-image)`).
 //!
 //! The update API takes the same lock, then calls the library with the guard as proof.
@@ -16,7 +16,7 @@ pub struct UpdateLock(signpost::lock::UpdateLock);
 
 impl UpdateLock {
     /// Takes the lock at `path` for `command`, or fails at once with
-    /// [`Error::Locked`](crate::Error::Locked) naming the holder.
+    /// [`Error::Locked`] naming the holder.
     pub fn acquire(path: &std::path::Path, command: &str) -> Result<UpdateLock> {
         signpost::lock::UpdateLock::acquire(path, command)
             .map(UpdateLock)
