@@ -207,6 +207,30 @@ impl TestNode {
         Ok(bytes)
     }
 
+    /// Which of a set's three partitions do not begin with `release`'s image bytes (empty when
+    /// the set holds the release exactly).
+    pub fn images_differing(
+        &self,
+        set: SetId,
+        release: &BuiltRelease,
+    ) -> Result<Vec<&'static str>> {
+        let mut differing = Vec::new();
+        for (which, image) in [
+            ("boot", &release.images.boot),
+            ("root", &release.images.root),
+            ("hash", &release.images.hash),
+        ] {
+            let expected = std::fs::read(&image.path).context(error::IoSnafu {
+                action: "read",
+                path: &image.path,
+            })?;
+            if self.read_partition(set, which, image.size)? != expected {
+                differing.push(which);
+            }
+        }
+        Ok(differing)
+    }
+
     fn write_updog_toml(&self, spec: &NodeSpec) -> Result<()> {
         let Some((metadata, targets)) = &spec.urls else {
             return Ok(());
