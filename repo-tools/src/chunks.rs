@@ -49,6 +49,7 @@ pub fn chunk_image(
     );
     let mut buf = vec![0u8; chunk_size as usize];
     let mut compressed = vec![0u8; chunks::max_compressed_len(chunk_size) as usize];
+    let mut roundtrip = vec![0u8; chunk_size as usize];
     let mut image_hash = Sha256::new();
     let mut list = Vec::new();
     let (mut image_length, mut offset) = (0u64, 0u64);
@@ -70,6 +71,18 @@ pub fn chunk_image(
                     source: std::io::Error::other(e),
                 }
             })?;
+            // updog writes what this decompresses to once its compressed sha256 matches, and
+            // finds it on disk later by the uncompressed sha256: the two must agree.
+            let back = lz4_flex::block::decompress_into(&compressed[..len], &mut roundtrip);
+            if back.ok() != Some(n) || roundtrip[..n] != *bytes {
+                return Err(error::Error::WriteFile {
+                    path: chunk_file.clone(),
+                    source: std::io::Error::other(format!(
+                        "chunk {} does not decompress to the bytes it was made from",
+                        list.len()
+                    )),
+                });
+            }
             out.write_all(&compressed[..len])
                 .context(error::WriteFileSnafu { path: &chunk_file })?;
             let data = ChunkData::Stored {

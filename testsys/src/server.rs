@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use snafu::ResultExt;
@@ -91,7 +92,9 @@ impl HttpServer {
             .context(error::ServerSnafu)?;
         let addr = std_listener.local_addr().context(error::ServerSnafu)?;
         let app = Router::new()
-            .fallback_service(ServeDir::new(root))
+            // Reads of 1 MiB rather than the default 64 KiB: each read is a trip through the
+            // runtime's blocking pool, which made this server, not the client, the slow end.
+            .fallback_service(ServeDir::new(root).with_buf_chunk_size(1 << 20))
             .layer(middleware::from_fn_with_state(shared.clone(), inject));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +107,11 @@ impl HttpServer {
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
                     return;
                 };
+                // As file servers do (nginx's `tcp_nodelay on`): without it, a small Range
+                // answer waits for the client's delayed ACK.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;

@@ -16,7 +16,9 @@
 //! - chunk size: for the 10 % release, what 64 KiB to 4 MiB chunks would download and cost in
 //!   index and requests.
 //!
-//! `cargo bench -p updog --bench install` (see docs/benchmarks.md).
+//! `cargo bench -p updog --bench install` (see docs/benchmarks.md). `UPDOG_BENCH_PARTS` picks
+//! some of the parts (comma-separated: `full`, `resume`, `delta`, `chunk-size`; default all);
+//! `UPDOG_BENCH_CHUNK_SIZE` publishes with another chunk size (bytes).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -55,6 +57,9 @@ fn main() {
     }
     let mib: u64 = env_or("UPDOG_BENCH_MIB", 1024);
     let rounds: usize = env_or("UPDOG_BENCH_ROUNDS", 6).max(2);
+    let parts = std::env::var("UPDOG_BENCH_PARTS")
+        .unwrap_or_else(|_| "full,resume,delta,chunk-size".to_string());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let work = tempfile::Builder::new()
         .prefix("updog-bench-")
         .tempdir_in(std::env::var("UPDOG_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
@@ -67,10 +72,7 @@ fn main() {
     let first = repo
         .release("1.0.0", &[], &PublishOptions::default())
         .expect("first release");
-    let chunked = PublishOptions {
-        chunk_size: Some(update_metadata::chunks::DEFAULT_CHUNK_SIZE),
-        ..PublishOptions::default()
-    };
+    let chunked = chunked_options();
     let big = build(&repo, work.path(), "1.1.0", &tree, mib);
     repo.publish(&big, &chunked).expect("publish");
     let server = HttpServer::serve(&repo.base()).expect("server");
@@ -126,36 +128,93 @@ fn main() {
         &sysroot,
     ];
 
-    // Full install.
-    let mut warm: Vec<[Measured; 3]> = Vec::new();
-    for round in 0..rounds {
-        let pipe = time(&["sh", "-c", &pipeline]);
-        let lp = time(&loop_args.iter().map(String::as_str).collect::<Vec<_>>());
-        garbage_b(&node);
-        let ours = time(&updog_args);
-        eprintln!(
-            "round {round}: updog {:.2}s, pipeline {:.2}s, loop {:.2}s",
-            ours.wall, pipe.wall, lp.wall
-        );
-        if round > 0 {
-            warm.push([ours, pipe, lp]);
-        }
-    }
-    let image = (mib << 20) as f64 / 1e6;
     println!(
-        "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4; median of {} warm rounds\n",
+        "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4\n",
         copied >> 20,
         big.images.root.lz4_size as f64 / 1048576.0,
-        warm.len()
     );
+    if part("full") {
+        // What the machine does alone: download the ROOT stream, write the raw ROOT durably.
+        let parts = [
+            format!("curl -sS --fail -o /dev/null '{url}'"),
+            format!(
+                "dd if='{}' of='{disk}' bs=1M seek={offset} oflag=seek_bytes conv=notrunc,fsync status=none",
+                big.images.root.path.display()
+            ),
+        ];
+        full_install(
+            &node,
+            rounds,
+            &pipeline,
+            &loop_args,
+            &updog_args,
+            &parts,
+            mib << 20,
+        );
+    }
+    if part("resume") {
+        resume(&repo, &server, &node, &updog, &sysroot, &updog_args);
+    }
+    if part("delta") || part("chunk-size") {
+        delta(
+            &repo,
+            &server,
+            &big,
+            &node_spec,
+            work.path(),
+            &tree,
+            mib,
+            &part,
+        );
+    }
+}
+
+/// Full install: updog, the pipeline and the loop, `rounds` rounds; and `alone`, the download
+/// and the durable write on their own.
+fn full_install(
+    node: &TestNode,
+    rounds: usize,
+    pipeline: &str,
+    loop_args: &[String],
+    updog_args: &[&str],
+    alone: &[String; 2],
+    image_bytes: u64,
+) {
+    let mut warm: Vec<[Measured; 5]> = Vec::new();
+    for round in 0..rounds {
+        let download = time(&["sh", "-c", &alone[0]]);
+        let write = time(&["sh", "-c", &alone[1]]);
+        let pipe = time(&["sh", "-c", pipeline]);
+        let lp = time(&loop_args.iter().map(String::as_str).collect::<Vec<_>>());
+        garbage_b(node);
+        let ours = match std::env::var("UPDOG_BENCH_WRAP") {
+            Ok(wrap) => {
+                let mut argv: Vec<&str> = wrap.split_whitespace().collect();
+                argv.extend_from_slice(updog_args);
+                time(&argv)
+            }
+            Err(_) => time(updog_args),
+        };
+        eprintln!(
+            "round {round}: updog {:.2}s, pipeline {:.2}s, loop {:.2}s (download alone {:.2}s, durable write alone {:.2}s)",
+            ours.wall, pipe.wall, lp.wall, download.wall, write.wall
+        );
+        if round > 0 {
+            warm.push([ours, pipe, lp, download, write]);
+        }
+    }
+    let image = image_bytes as f64 / 1e6;
+    println!("median of {} warm rounds\n", warm.len());
     println!("| full install | wall s | MB/s (decompressed ROOT) | CPU s | peak RSS MiB |");
     println!("|---|---|---|---|---|");
     let names = [
         "updog update-image, chunked (ROOT+BOOT+HASH, every chunk verified on disk)",
         "curl \\| lz4 -dc \\| dd conv=fsync (ROOT only, nothing verified on disk)",
         "Bottlerocket's loop: tough stream → lz4 frame → file → fsync, one thread (ROOT only)",
+        "alone: download the ROOT stream (curl -o /dev/null)",
+        "alone: write the raw ROOT durably (dd conv=fsync from the page cache)",
     ];
-    let medians: Vec<Measured> = (0..3)
+    let medians: Vec<Measured> = (0..names.len())
         .map(|k| Measured::median(warm.iter().map(|r| &r[k])))
         .collect();
     for (name, m) in names.iter().zip(&medians) {
@@ -181,16 +240,25 @@ fn main() {
         ratio(2),
         medians[0].cpu / medians[2].cpu
     );
+}
 
-    // Resume after a kill at 50 %.
-    garbage_b(&node);
+/// Resume: an install killed at 50 %, then run again.
+fn resume(
+    repo: &TestRepo,
+    server: &HttpServer,
+    node: &TestNode,
+    updog: &Path,
+    sysroot: &str,
+    updog_args: &[&str],
+) {
+    garbage_b(node);
     let all_chunk_bytes: u64 = ["boot.ext4.lz4", "root.ext4.lz4", "hash.verity.lz4"]
         .iter()
-        .map(|n| index_of(&repo, "1.1.0", n).chunk_file_length())
+        .map(|n| index_of(repo, "1.1.0", n).chunk_file_length())
         .sum();
     server.clear_requests();
-    let mut child = Command::new(&updog)
-        .args(["update-image", "--progress", "json", "--sysroot", &sysroot])
+    let mut child = Command::new(updog)
+        .args(["update-image", "--progress", "json", "--sysroot", sysroot])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -210,10 +278,10 @@ fn main() {
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
-    let first_run = chunk_bytes(&server);
+    let first_run = chunk_bytes(server);
     server.clear_requests();
-    let resumed = time(&updog_args);
-    let second_run = chunk_bytes(&server);
+    let resumed = time(updog_args);
+    let second_run = chunk_bytes(server);
     let index_bytes: u64 = server
         .requests()
         .iter()
@@ -229,15 +297,30 @@ fn main() {
         resumed.wall,
         again as f64 / 1048576.0
     );
+}
 
-    // Delta: a node running the big release, updated to releases that change part of ROOT.
-    let node2 = TestNode::create(&work.path().join("node2"), &big, &node_spec).expect("node2");
+/// Delta (and the chunk-size table): a node running `big`, updated to releases that change
+/// part of ROOT.
+#[allow(clippy::too_many_arguments)]
+fn delta(
+    repo: &TestRepo,
+    server: &HttpServer,
+    big: &BuiltRelease,
+    node_spec: &NodeSpec,
+    work: &Path,
+    tree: &Path,
+    mib: u64,
+    part: &dyn Fn(&str) -> bool,
+) {
+    let updog = PathBuf::from(env!("CARGO_BIN_EXE_updog"));
+    let chunked = chunked_options();
+    let node2 = TestNode::create(&work.join("node2"), big, node_spec).expect("node2");
     let sysroot2 = node2.sysroot.display().to_string();
-    let files = list_files(&tree);
+    let files = list_files(tree);
     let total: u64 = files.iter().map(|(_, len)| len).sum();
     let mut changed_so_far = 0u64;
     let mut next_file = 0;
-    let base_root = index_of(&repo, "1.1.0", "root.ext4.lz4");
+    let base_root = index_of(repo, "1.1.0", "root.ext4.lz4");
     println!(
         "\n| delta (share of file bytes changed) | chunks changed | changed chunks, compressed | downloaded (chunks + indexes) | overhead, % of the compressed image | install s |"
     );
@@ -267,7 +350,7 @@ fn main() {
             next_file += 1;
         }
         let version = format!("1.{}.0", k + 2);
-        let release = build(&repo, work.path(), &version, &tree, mib);
+        let release = build(repo, work, &version, tree, mib);
         repo.publish(&release, &chunked).expect("publish delta");
         garbage_b(&node2);
         server.clear_requests();
@@ -281,7 +364,7 @@ fn main() {
             "--sysroot",
             &sysroot2,
         ]);
-        let downloaded = chunk_bytes(&server);
+        let downloaded = chunk_bytes(server);
         let indexes: u64 = server
             .requests()
             .iter()
@@ -290,8 +373,8 @@ fn main() {
             .sum();
         let (mut changed, mut changed_bytes, mut compressed_total) = (0, 0u64, 0u64);
         for name in ["boot.ext4.lz4", "root.ext4.lz4", "hash.verity.lz4"] {
-            let old = index_of(&repo, "1.1.0", name);
-            let new = index_of(&repo, &version, name);
+            let old = index_of(repo, "1.1.0", name);
+            let new = index_of(repo, &version, name);
             compressed_total += new.chunk_file_length();
             for (i, c) in new.chunks().iter().enumerate() {
                 if old.chunks().get(i).map(|o| o.sha256) != Some(c.sha256) {
@@ -319,8 +402,19 @@ fn main() {
     }
 
     // Chunk size: what the 10 % release would cost at other sizes.
-    if let Some(ten) = ten_percent {
+    if let Some(ten) = ten_percent.filter(|_| part("chunk-size")) {
         chunk_size_table(&big.images.root.path, &ten.images.root.path);
+    }
+}
+
+/// Publishing with the default chunk size.
+fn chunked_options() -> PublishOptions {
+    PublishOptions {
+        chunk_size: Some(env_or(
+            "UPDOG_BENCH_CHUNK_SIZE",
+            update_metadata::chunks::DEFAULT_CHUNK_SIZE,
+        )),
+        ..PublishOptions::default()
     }
 }
 

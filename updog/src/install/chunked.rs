@@ -8,25 +8,28 @@
 //!    a power cut would leave.
 //! 2. it is in the running set's same partition, at the same offset or (through the running
 //!    release's index) at any offset: copy it locally. An all-zero chunk is written as zeros.
-//! 3. otherwise fetch its compressed bytes with an HTTP Range request (adjacent chunks coalesced
-//!    into one request of at most [`RANGE_CAP`] bytes), check their sha256 from the index
-//!    **before** decompressing, decompress and write.
+//! 3. otherwise fetch its compressed bytes with HTTP Range requests (adjacent chunks coalesced
+//!    into one request of at most [`RANGE_CAP`] bytes, a few requests at a time), check their
+//!    sha256 from the index **before** decompressing, decompress and write.
 //!
-//! Checks: a ROOT chunk against the verity tree (authenticated by BOOT's root hash) for the
-//! blocks it covers, any other chunk against its sha256 in the index; a cheap first look at the
-//! chunk's first 4 KiB (a leaf of the tree, or zeros) rules out most chunks that are not there
-//! before the whole chunk is read. Chunks found in place are thereby verified on disk; every
-//! chunk written is read back from the partition right after it is written (by a pool of
-//! verifier threads, while the next ones are written) and checked the same way; one sync at the
-//! end (and background syncs at checkpoints) make it durable before the set can be marked valid.
+//! Checks: a chunk found in place or in the running set is checked as it is read from disk: a
+//! ROOT chunk against the verity tree (authenticated by BOOT's root hash) for the blocks it
+//! covers, any other chunk against its sha256 in the index; a cheap first look at its first
+//! 4 KiB (a leaf of the tree, or zeros) rules out most chunks that are not there before the
+//! whole chunk is read. Every chunk written (downloaded, copied or zeroed) is read back from
+//! the partition right after its write and compared byte for byte with what was written,
+//! which had already been checked. One sync at the end (and background syncs at checkpoints)
+//! make it durable before the set can be marked valid.
 //!
 //! Concurrency and memory: the scan runs on every core. Downloads run on the async side; the
 //! compressed chunks go to one worker thread per core (hash, decompress) and from there to one
-//! writer thread, which writes them in order with `pwrite`; a syncer thread syncs at
-//! checkpoints. At most two chunks per core (4 to 16) are between the fetch and the write,
-//! whatever the image size. Copies
-//! and zeros are written by the scan threads (each chunk independently, before any download);
-//! the set is not valid until every chunk has been read back, so their order does not matter.
+//! writer thread, which writes them in order with `pwrite` and reads each back; a syncer thread
+//! syncs at checkpoints. Two limits hold whatever the image size: at most two chunks per core
+//! (4 to 16) between the fetch and the read-back, and at most [`BUDGET_CHUNKS`] chunk sizes of
+//! compressed bytes requested and not yet written (what a killed install fetches again).
+//! Copies and zeros are written by the scan threads (each chunk independently, before any
+//! download); the set is not valid until every chunk has been checked, so their order does
+//! not matter.
 
 use crate::error::{self, Result};
 use crate::progress::{Phase, ProgressEvent, ProgressSink};
@@ -47,9 +50,14 @@ use update_metadata::chunks::ChunkData;
 use url::Url;
 use verity::HashTree;
 
-/// Chunks between the fetch and the write, at most, per core (and at least 4, at most 16 in
-/// all): enough to keep every worker busy; all of them are lost if the process is killed.
-const IN_FLIGHT_PER_CORE: usize = 2;
+/// Chunks between the fetch and the read-back, at most, per core (and at least 4, at most 16
+/// in all): enough to keep every worker busy.
+const SLOTS_PER_CORE: usize = 2;
+/// Compressed bytes requested and not yet written, at most, in chunk sizes (one chunk larger
+/// than that passes alone): what a killed install may have to fetch again. With one chunk's
+/// worth, about two chunks are between the network and the disk and the workers wait for
+/// the next answer; two keep them busy (docs/benchmarks.md, "Resume").
+const BUDGET_CHUNKS: u64 = 2;
 /// Compressed bytes per Range request, at most (one chunk may pass it alone).
 pub(crate) const RANGE_CAP: u64 = 8 << 20;
 /// Uncompressed bytes written between two checkpoints, at most. A checkpoint syncs on its own
@@ -249,6 +257,7 @@ pub(crate) async fn install_chunked(
         }
     };
 
+    let scan_started = Instant::now();
     // One copy of ROOT's tree for the threads that check chunks.
     let tree: Arc<Option<HashTree>> = Arc::new(job.tree.cloned());
     // 1 and 2: what is in place, what can be copied or zeroed (written now), what to fetch.
@@ -310,6 +319,7 @@ pub(crate) async fn install_chunked(
         return error::CancelledSnafu.fail();
     }
 
+    tracing::debug!("{}: scanned in {:?}", job.target, scan_started.elapsed());
     // 3: fetch, check, decompress, write.
     if !todo.is_empty() {
         let fetched = download(
@@ -317,7 +327,6 @@ pub(crate) async fn install_chunked(
             &file,
             job,
             &todo,
-            &tree,
             &mut counts,
             &|c: &ChunkCounts, done| progress.event(&event(c, done, total_bytes, started)),
             cancel,
@@ -327,9 +336,12 @@ pub(crate) async fn install_chunked(
             return Ok(Outcome::NoRange);
         }
     }
+    tracing::debug!("{}: written in {:?}", job.target, started.elapsed());
     // Every chunk written was read back and checked as it was written; make them durable.
+    let sync_started = Instant::now();
     file.sync_data()
         .map_err(|source| disk_error(disk, &format!("sync {}", job.partition.label), source))?;
+    tracing::debug!("{}: synced in {:?}", job.target, sync_started.elapsed());
     powercut::point("updog.partition-synced");
     progress.event(&event(
         &counts,
@@ -443,27 +455,27 @@ fn scan(
         }
         Ok(checker.check(i, buf).is_ok())
     };
-    // Reads chunk `i` back from the partition after writing it, and checks it.
-    let read_back = |i: usize, buf: &mut [u8]| -> Result<()> {
-        file.read_exact_at(buf, start + index.range(i).start)
+    // Writes chunk `i` (bytes already checked), reads it back and compares.
+    let write = |i: usize, bytes: &[u8], back: &mut [u8]| -> Result<()> {
+        let at = start + index.range(i).start;
+        file.write_all_at(bytes, at).map_err(|e| io("write", e))?;
+        let back = &mut back[..bytes.len()];
+        file.read_exact_at(back, at)
             .map_err(|e| io("read back", e))?;
-        checker
-            .check(i, buf)
-            .map_err(|reason| verify_error(label, format!("chunk {i} read back {reason}")))
+        same(back, bytes).map_err(|reason| verify_error(label, format!("chunk {i} {reason}")))
     };
     parallel(
         &all,
         |i, buf| {
             let range = index.range(i);
             let len = (range.end - range.start) as usize;
+            let (buf, back) = buf.split_at_mut(buf.len() / 2);
             let buf = &mut buf[..len];
             let action = if matches(i, start + range.start, buf)? {
                 Action::InPlace
             } else if index.chunks()[i].data == ChunkData::Zero {
                 buf.fill(0);
-                file.write_all_at(buf, start + range.start)
-                    .map_err(|e| io("write", e))?;
-                read_back(i, buf)?;
+                write(i, buf, back)?;
                 Action::Zeroed
             } else {
                 let mut candidates = Vec::new();
@@ -483,9 +495,7 @@ fn scan(
                 let mut copied = false;
                 for from in candidates {
                     if matches(i, from, buf)? {
-                        file.write_all_at(buf, start + range.start)
-                            .map_err(|e| io("write", e))?;
-                        read_back(i, buf)?;
+                        write(i, buf, back)?;
                         copied = true;
                         break;
                     }
@@ -501,7 +511,7 @@ fn scan(
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = action;
             Ok(())
         },
-        index.chunk_size() as usize,
+        2 * index.chunk_size() as usize,
     )?;
     Ok(actions
         .into_iter()
@@ -510,37 +520,6 @@ fn scan(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         })
         .collect())
-}
-
-/// Adjacent stored chunks fetched in one request.
-#[derive(Debug)]
-struct Span {
-    /// (sequence number, chunk number) of each chunk, in order.
-    chunks: Vec<(usize, usize)>,
-    end: u64,
-}
-
-fn spans(index: &ChunkIndex, todo: &[usize]) -> Vec<Span> {
-    let mut spans: Vec<Span> = Vec::new();
-    for (seq, &i) in todo.iter().enumerate() {
-        let ChunkData::Stored { offset, length, .. } = index.chunks()[i].data else {
-            continue;
-        };
-        match spans.last_mut() {
-            Some(span)
-                if span.end == offset
-                    && offset + length - stored(index, span.chunks[0].1).0 <= RANGE_CAP =>
-            {
-                span.chunks.push((seq, i));
-                span.end = offset + length;
-            }
-            _ => spans.push(Span {
-                chunks: vec![(seq, i)],
-                end: offset + length,
-            }),
-        }
-    }
-    spans
 }
 
 /// (offset, length, sha256) of a stored chunk; (0, 0, zeros) for a zero chunk.
@@ -555,12 +534,20 @@ fn stored(index: &ChunkIndex, i: usize) -> (u64, u64, [u8; 32]) {
     }
 }
 
+/// What a chunk holds while it is between the network and the disk.
+struct Held {
+    /// Its compressed bytes' share of the byte budget, given back once it is written.
+    budget: tokio::sync::OwnedSemaphorePermit,
+    /// Its slot, given back once it is read back and checked (this bounds the buffers).
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// A compressed chunk on its way to a worker.
 struct Fetched {
     seq: usize,
     chunk: usize,
     bytes: Bytes,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    held: Held,
 }
 
 /// A decompressed chunk on its way to the writer.
@@ -568,34 +555,171 @@ struct Decoded {
     seq: usize,
     chunk: usize,
     data: Vec<u8>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    held: Held,
 }
 
-/// Downloads the `todo` chunks and writes them. `Ok(false)`: the server ignored the Range
-/// request before anything was fetched.
+/// Chunk-sized buffers, reused: a fresh one costs its page faults and its zeroing.
+struct Buffers {
+    free: Mutex<Vec<Vec<u8>>>,
+    len: usize,
+}
+
+impl Buffers {
+    fn new(len: usize) -> Buffers {
+        Buffers {
+            free: Mutex::new(Vec::new()),
+            len,
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.len])
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(buf);
+    }
+}
+
+/// Chunks in one Range request: adjacent in the chunk file, each with its share of the budget.
+struct Request {
+    /// (sequence number, chunk number, what it holds) of each chunk, in order.
+    chunks: Vec<(usize, usize, Held)>,
+    start: u64,
+    end: u64,
+}
+
+/// The limits on what is between the network and the disk.
+#[derive(Clone)]
+struct Limits {
+    /// Compressed bytes requested and not yet written (what a killed install fetches again).
+    budget: Arc<tokio::sync::Semaphore>,
+    budget_bytes: u64,
+    /// Chunks fetched and not yet read back.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Limits {
+    fn new(budget_bytes: u64, slots: usize) -> Limits {
+        Limits {
+            budget: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(budget_bytes).unwrap_or(usize::MAX >> 4),
+            )),
+            budget_bytes,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        }
+    }
+
+    /// A chunk of `length` compressed bytes takes this much of the budget (one chunk larger
+    /// than the whole budget takes all of it).
+    fn share(&self, length: u64) -> u32 {
+        u32::try_from(length.clamp(1, self.budget_bytes)).unwrap_or(u32::MAX)
+    }
+
+    async fn wait(&self, length: u64, cancel: &CancellationToken) -> Result<Held> {
+        let failed = |e: tokio::sync::AcquireError| error::Error::Worker {
+            action: "write the chunks",
+            reason: e.to_string(),
+        };
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => error::CancelledSnafu.fail(),
+            held = async {
+                let slot = self.slots.clone().acquire_owned().await.map_err(failed)?;
+                let budget = self
+                    .budget
+                    .clone()
+                    .acquire_many_owned(self.share(length))
+                    .await
+                    .map_err(failed)?;
+                Ok(Held { budget, slot })
+            } => held,
+        }
+    }
+
+    fn try_take(&self, length: u64) -> Option<Held> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        let budget = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(self.share(length))
+            .ok()?;
+        Some(Held { budget, slot })
+    }
+}
+
+/// The next request from `todo[from..]`: its first chunk waits for room (or, with `wait`
+/// false, is not taken without room), then adjacent chunks join while there is room at once
+/// and the request stays within [`RANGE_CAP`].
+async fn next_request(
+    index: &ChunkIndex,
+    todo: &[usize],
+    from: usize,
+    limits: &Limits,
+    wait: bool,
+    cancel: &CancellationToken,
+) -> Result<Option<Request>> {
+    let first = todo[from];
+    let (start, length, _) = stored(index, first);
+    let held = if wait {
+        limits.wait(length, cancel).await?
+    } else {
+        match limits.try_take(length) {
+            Some(held) => held,
+            None => return Ok(None),
+        }
+    };
+    let mut request = Request {
+        chunks: vec![(from, first, held)],
+        start,
+        end: start + length,
+    };
+    for (seq, &i) in todo.iter().enumerate().skip(from + 1) {
+        let (offset, length, _) = stored(index, i);
+        if offset != request.end || offset + length - start > RANGE_CAP {
+            break;
+        }
+        let Some(held) = limits.try_take(length) else {
+            break;
+        };
+        request.chunks.push((seq, i, held));
+        request.end = offset + length;
+    }
+    Ok(Some(request))
+}
+
+/// Downloads the `todo` chunks (stored chunks only) and writes them. `Ok(false)`: the server
+/// ignored the Range request before anything was fetched.
 #[allow(clippy::too_many_arguments)]
 async fn download(
     disk: &Path,
     file: &Arc<File>,
     job: &ChunkedJob<'_>,
     todo: &[usize],
-    tree: &Arc<Option<HashTree>>,
     counts: &mut ChunkCounts,
     report: &(dyn Fn(&ChunkCounts, u64) + Sync),
     cancel: &CancellationToken,
 ) -> Result<bool> {
     let index = job.index.clone();
-    let spans = spans(&index, todo);
-    let downloaded = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(AtomicU64::new(0));
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let in_flight = (IN_FLIGHT_PER_CORE * workers).clamp(4, 16);
-    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(in_flight);
+    let slots = (SLOTS_PER_CORE * workers).clamp(4, 16);
+    let limits = Limits::new(BUDGET_CHUNKS * index.chunk_size(), slots);
+    let buffers = Arc::new(Buffers::new(index.chunk_size() as usize));
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(slots);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (out_tx, out_rx) = std::sync::mpsc::channel::<Result<Decoded>>();
     let mut handles = Vec::new();
     for _ in 0..workers {
         let (rx, tx, index) = (job_rx.clone(), out_tx.clone(), index.clone());
+        let buffers = buffers.clone();
         let (target, file_name) = (job.target.to_string(), index.chunk_file().clone());
         handles.push(tokio::task::spawn_blocking(move || {
             loop {
@@ -604,7 +728,7 @@ async fn download(
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .blocking_recv();
                 let Some(fetched) = next else { return };
-                let decoded = decode(&index, &target, fetched);
+                let decoded = decode(&index, &target, &buffers, fetched);
                 if decoded.is_err() {
                     tracing::debug!("refused a chunk of {}", file_name.as_str());
                 }
@@ -627,33 +751,18 @@ async fn download(
             job.partition.byte_range().start,
         );
         let expected = todo.len();
-        let downloaded = downloaded.clone();
-        let tree = tree.clone();
+        let written = written.clone();
+        let buffers = buffers.clone();
         tokio::task::spawn_blocking(move || {
             write_in_order(
-                &file,
-                &disk,
-                &label,
-                start,
-                &index,
-                (*tree).as_ref(),
-                out_rx,
-                expected,
-                checkpoint,
-                &downloaded,
+                &file, &disk, &label, start, &index, &buffers, out_rx, expected, checkpoint,
+                &written,
             )
         })
     };
 
     let fetched = fetch_all(
-        job,
-        &spans,
-        &permits,
-        &job_tx,
-        counts,
-        &downloaded,
-        report,
-        cancel,
+        job, todo, &limits, &job_tx, counts, &written, report, cancel,
     )
     .await;
     drop(job_tx);
@@ -676,7 +785,13 @@ async fn download(
     }
 }
 
-fn decode(index: &ChunkIndex, target: &str, fetched: Fetched) -> Result<Decoded> {
+/// Checks a fetched chunk's compressed sha256 against the index, then decompresses it.
+fn decode(
+    index: &ChunkIndex,
+    target: &str,
+    buffers: &Buffers,
+    fetched: Fetched,
+) -> Result<Decoded> {
     let (offset, length, sha) = stored(index, fetched.chunk);
     let bad = |reason: String| error::Error::BadChunk {
         target: target.to_string(),
@@ -694,27 +809,32 @@ fn decode(index: &ChunkIndex, target: &str, fetched: Fetched) -> Result<Decoded>
         )));
     }
     let range = index.range(fetched.chunk);
-    let mut data = vec![0u8; (range.end - range.start) as usize];
-    let n = lz4_flex::block::decompress_into(&fetched.bytes, &mut data)
-        .map_err(|e| bad(format!("it is not an lz4 block: {e}")))?;
-    if n != data.len() {
-        return Err(bad(format!(
-            "it decompresses to {n} bytes, not {}",
-            data.len()
-        )));
+    let len = (range.end - range.start) as usize;
+    let mut data = buffers.take();
+    let n = match lz4_flex::block::decompress_into(&fetched.bytes, &mut data[..len]) {
+        Ok(n) => n,
+        Err(e) => {
+            buffers.give(data);
+            return Err(bad(format!("it is not an lz4 block: {e}")));
+        }
+    };
+    if n != len {
+        buffers.give(data);
+        return Err(bad(format!("it decompresses to {n} bytes, not {len}")));
     }
+    data.truncate(len);
     Ok(Decoded {
         seq: fetched.seq,
         chunk: fetched.chunk,
         data,
-        _permit: fetched._permit,
+        held: fetched.held,
     })
 }
 
-/// Writes the decoded chunks in sequence order; returns how many. Each chunk written is read
-/// back and checked by one of a pool of verifier threads while the next ones are written. Every
-/// `checkpoint` bytes it asks a syncer thread for a sync (and its power-cut point) and carries
-/// on writing.
+/// Writes the decoded chunks in sequence order; returns how many. Each chunk is read back
+/// right after its write and compared with the bytes written (which were checked against the
+/// index before they were decompressed). Every `checkpoint` bytes it asks a syncer thread for
+/// a sync (and its power-cut point) and carries on writing.
 #[allow(clippy::too_many_arguments)]
 fn write_in_order(
     file: &Arc<File>,
@@ -722,11 +842,11 @@ fn write_in_order(
     label: &str,
     start: u64,
     index: &ChunkIndex,
-    tree: Option<&HashTree>,
+    buffers: &Buffers,
     rx: std::sync::mpsc::Receiver<Result<Decoded>>,
     expected: usize,
     checkpoint: u64,
-    written_count: &AtomicU64,
+    written: &AtomicU64,
 ) -> Result<u64> {
     let (sync_tx, sync_rx) = std::sync::mpsc::channel::<()>();
     let syncer = {
@@ -739,85 +859,44 @@ fn write_in_order(
             Ok(())
         })
     };
-    let checker = Checker { index, tree };
-    let verifiers = std::thread::available_parallelism().map_or(1, usize::from);
-    let (verify_tx, verify_rx) = std::sync::mpsc::channel::<usize>();
-    let verify_rx = Mutex::new(verify_rx);
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
-    let (written, verified) = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..verifiers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    let mut buf = vec![0u8; index.chunk_size() as usize];
-                    let mut failed = None;
-                    loop {
-                        let i = match verify_rx
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv()
-                        {
-                            Ok(i) => i,
-                            Err(_) => return failed.map_or(Ok(()), Err),
-                        };
-                        if failed.is_some() {
-                            continue;
-                        }
-                        let range = index.range(i);
-                        let bytes = &mut buf[..(range.end - range.start) as usize];
-                        let checked = file
-                            .read_exact_at(bytes, start + range.start)
-                            .map_err(|e| format!("cannot be read back: {e}"))
-                            .and_then(|()| {
-                                checker
-                                    .check(i, bytes)
-                                    .map_err(|r| format!("read back {r}"))
-                            });
-                        if let Err(reason) = checked {
-                            failed = Some(verify_error(label, format!("chunk {i} {reason}")));
-                        }
-                    }
-                })
-            })
-            .collect();
-        let written = (|| -> Result<()> {
-            for decoded in rx {
-                let decoded = decoded?;
-                pending.insert(decoded.seq, decoded);
-                while let Some(d) = pending.remove(&next) {
-                    let at = start + index.range(d.chunk).start;
-                    file.write_all_at(&d.data, at)
-                        .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
-                    let _ = verify_tx.send(d.chunk);
-                    since_sync += d.data.len() as u64;
-                    next += 1;
-                    written_count.store(next as u64, Ordering::Relaxed);
-                    if since_sync >= checkpoint {
-                        let _ = sync_tx.send(());
-                        since_sync = 0;
-                    }
+    let mut back = vec![0u8; index.chunk_size() as usize];
+    let wrote = (|| -> Result<()> {
+        for decoded in rx {
+            let decoded = decoded?;
+            pending.insert(decoded.seq, decoded);
+            while let Some(d) = pending.remove(&next) {
+                let at = start + index.range(d.chunk).start;
+                file.write_all_at(&d.data, at)
+                    .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
+                let Held { budget, slot } = d.held;
+                // Written: a killed install finds it in the partition.
+                drop(budget);
+                let back = &mut back[..d.data.len()];
+                file.read_exact_at(back, at)
+                    .map_err(|e| format!("cannot be read back: {e}"))
+                    .and_then(|()| same(back, &d.data))
+                    .map_err(|reason| verify_error(label, format!("chunk {} {reason}", d.chunk)))?;
+                since_sync += d.data.len() as u64;
+                buffers.give(d.data);
+                drop(slot);
+                next += 1;
+                written.store(next as u64, Ordering::Relaxed);
+                if since_sync >= checkpoint {
+                    let _ = sync_tx.send(());
+                    since_sync = 0;
                 }
             }
-            Ok(())
-        })();
-        drop(verify_tx);
-        let verified: Result<()> = handles.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| {
-                Err(error::Error::Worker {
-                    action: "verify the chunks",
-                    reason: "a verifier panicked".to_string(),
-                })
-            })
-        });
-        (written, verified)
-    });
+        }
+        Ok(())
+    })();
     drop(sync_tx);
     let synced = syncer.join().map_err(|_| error::Error::Worker {
         action: "sync the chunks",
         reason: "the syncer panicked".to_string(),
     })?;
-    written?;
-    verified?;
+    wrote?;
     synced.map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
     if next != expected && !pending.is_empty() {
         return Err(error::Error::Worker {
@@ -828,157 +907,231 @@ fn write_in_order(
     Ok(next as u64)
 }
 
-/// Fetches every span; `Ok(false)` if the server ignored Range on the first request.
+/// Whether the bytes read back are the bytes written; names the first that differs.
+fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
+    if back == written {
+        return Ok(());
+    }
+    let at = back
+        .iter()
+        .zip(written)
+        .position(|(a, b)| a != b)
+        .unwrap_or(back.len().min(written.len()));
+    Err(format!(
+        "read back differs from what was written at byte {at}"
+    ))
+}
+
+/// Range requests in flight at once, at most (each within the byte budget): while one waits
+/// for its answer, another's body arrives.
+const REQUESTS_IN_FLIGHT: usize = 3;
+
+/// Fetches every chunk of `todo`, several requests at a time; `Ok(false)` if the server
+/// ignored Range on the first request.
 #[allow(clippy::too_many_arguments)]
 async fn fetch_all(
     job: &ChunkedJob<'_>,
-    spans: &[Span],
-    permits: &Arc<tokio::sync::Semaphore>,
+    todo: &[usize],
+    limits: &Limits,
     tx: &tokio::sync::mpsc::Sender<Fetched>,
     counts: &mut ChunkCounts,
     written: &AtomicU64,
     report: &(dyn Fn(&ChunkCounts, u64) + Sync),
     cancel: &CancellationToken,
 ) -> Result<bool> {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
     let index = &job.index;
-    let mut last_event = Instant::now();
+    let fetched_bytes = AtomicU64::new(0);
+    let mut from = 0usize;
+    let mut running = FuturesUnordered::new();
     let mut first = true;
-    let stopped = || error::Error::Worker {
-        action: "write the chunks",
-        reason: "the writer stopped".to_string(),
+    let mut ticker = tokio::time::interval(EVENT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let report_now = |counts: &mut ChunkCounts| {
+        counts.bytes_downloaded = fetched_bytes.load(Ordering::Relaxed);
+        counts.downloaded = written.load(Ordering::Relaxed);
+        report(counts, counts.bytes_downloaded);
     };
-    for span in spans {
-        let mut next = 0usize;
-        let mut failures = 0u32;
-        while next < span.chunks.len() {
-            let from = stored(index, span.chunks[next].1).0;
-            let end = span.end;
-            let range_error = |reason: String| error::Error::FetchRange {
-                url: job.source.describe(),
-                start: from,
-                end,
-                reason,
+    loop {
+        // Start requests while there is room.
+        while from < todo.len() && running.len() < REQUESTS_IN_FLIGHT {
+            let wait = running.is_empty();
+            let Some(request) = next_request(index, todo, from, limits, wait, cancel).await? else {
+                break;
             };
-            match &job.source {
-                ChunkSource::File(path) => {
-                    let file = File::open(path).map_err(|e| range_error(e.to_string()))?;
-                    while next < span.chunks.len() {
-                        let (seq, chunk) = span.chunks[next];
-                        let (offset, length, _) = stored(index, chunk);
-                        let mut bytes = vec![0u8; length as usize];
-                        file.read_exact_at(&mut bytes, offset)
-                            .map_err(|e| range_error(e.to_string()))?;
-                        let permit = acquire(permits, cancel).await?;
-                        counts.bytes_downloaded += length;
-                        let fetched = Fetched {
-                            seq,
-                            chunk,
-                            bytes: Bytes::from(bytes),
-                            _permit: permit,
-                        };
-                        tx.send(fetched).await.map_err(|_| stopped())?;
-                        next += 1;
-                        tick(counts, written, report, &mut last_event);
-                    }
-                }
-                ChunkSource::Http(transport, url) => {
-                    let response = tokio::select! {
-                        biased;
-                        () = cancel.cancelled() => return error::CancelledSnafu.fail(),
-                        r = transport.get_range(url, from, end) => r,
-                    };
-                    let mut response = match response {
-                        Ok(Some(response)) => response,
-                        Ok(None) if first => {
-                            tracing::info!("{url} ignores Range requests: streaming the image");
-                            return Ok(false);
-                        }
-                        Ok(None) => {
-                            return Err(range_error(
-                                "the server stopped answering Range requests".to_string(),
-                            ));
-                        }
-                        Err(reason) => return Err(range_error(reason)),
-                    };
-                    first = false;
-                    let mut buf = BytesMut::new();
-                    let failed = loop {
-                        let body = tokio::select! {
-                            biased;
-                            () = cancel.cancelled() => return error::CancelledSnafu.fail(),
-                            body = tokio::time::timeout(EVENT_EVERY, response.chunk()) => body,
-                        };
-                        let piece = match body {
-                            Err(_) => {
-                                tick(counts, written, report, &mut last_event);
-                                continue;
-                            }
-                            Ok(Ok(Some(piece))) => piece,
-                            Ok(Ok(None)) => break None,
-                            Ok(Err(e)) => break Some(e.to_string()),
-                        };
-                        buf.extend_from_slice(&piece);
-                        while next < span.chunks.len() {
-                            let (seq, chunk) = span.chunks[next];
-                            let length = stored(index, chunk).1 as usize;
-                            if buf.len() < length {
-                                break;
-                            }
-                            let bytes = buf.split_to(length).freeze();
-                            let permit = acquire(permits, cancel).await?;
-                            counts.bytes_downloaded += length as u64;
-                            tx.send(Fetched {
-                                seq,
-                                chunk,
-                                bytes,
-                                _permit: permit,
-                            })
-                            .await
-                            .map_err(|_| stopped())?;
-                            next += 1;
-                            tick(counts, written, report, &mut last_event);
-                        }
-                    };
-                    if next < span.chunks.len() {
-                        let reason = failed.unwrap_or_else(|| "the body ended early".to_string());
-                        failures += 1;
-                        if failures >= transport.tries() {
-                            return Err(range_error(format!("{reason} (after {failures} tries)")));
-                        }
-                        tracing::info!("{url}: {reason}; fetching the rest of the range again");
-                    }
+            from += request.chunks.len();
+            let mut answer = None;
+            if let (true, ChunkSource::Http(transport, url)) = (first, &job.source) {
+                // The first answer tells whether the server does Range requests at all.
+                match first_answer(transport, url, &request, cancel).await? {
+                    Some(response) => answer = Some(response),
+                    None => return Ok(false),
                 }
             }
+            first = false;
+            running.push(fetch_request(
+                job,
+                request,
+                answer,
+                tx,
+                &fetched_bytes,
+                cancel,
+            ));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let more = from < todo.len() && running.len() < REQUESTS_IN_FLIGHT;
+        let next_length = todo.get(from).map_or(0, |&i| stored(index, i).1);
+        tokio::select! {
+            done = running.next() => {
+                if let Some(done) = done {
+                    done?;
+                }
+            }
+            // Room for the next request: take it on the next turn of the loop.
+            held = limits.wait(next_length, cancel), if more => drop(held?),
+            _ = ticker.tick() => report_now(counts),
         }
     }
+    report_now(counts);
     Ok(true)
 }
 
-async fn acquire(
-    permits: &Arc<tokio::sync::Semaphore>,
+/// The answer to a request, or `None` if the server ignores Range requests.
+async fn first_answer(
+    transport: &UpdogTransport,
+    url: &Url,
+    request: &Request,
     cancel: &CancellationToken,
-) -> Result<tokio::sync::OwnedSemaphorePermit> {
-    tokio::select! {
+) -> Result<Option<reqwest::Response>> {
+    let answer = tokio::select! {
         biased;
-        () = cancel.cancelled() => error::CancelledSnafu.fail(),
-        permit = permits.clone().acquire_owned() => permit.map_err(|e| error::Error::Worker {
-            action: "write the chunks",
-            reason: e.to_string(),
+        () = cancel.cancelled() => return error::CancelledSnafu.fail(),
+        r = transport.get_range(url, request.start, request.end) => r,
+    };
+    match answer {
+        Ok(Some(response)) => Ok(Some(response)),
+        Ok(None) => {
+            tracing::info!("{url} ignores Range requests: streaming the image");
+            Ok(None)
+        }
+        Err(reason) => Err(error::Error::FetchRange {
+            url: url.to_string(),
+            start: request.start,
+            end: request.end,
+            reason,
         }),
     }
 }
 
-fn tick(
-    counts: &mut ChunkCounts,
-    written: &AtomicU64,
-    report: &(dyn Fn(&ChunkCounts, u64) + Sync),
-    last: &mut Instant,
-) {
-    if last.elapsed() >= EVENT_EVERY {
-        *last = Instant::now();
-        counts.downloaded = written.load(Ordering::Relaxed);
-        report(counts, counts.bytes_downloaded);
+/// Fetches one request's chunks and hands each to the workers; `answer` is the response
+/// already received for it, if any. A body that breaks off is asked for again from the first
+/// chunk not yet received.
+async fn fetch_request(
+    job: &ChunkedJob<'_>,
+    request: Request,
+    mut answer: Option<reqwest::Response>,
+    tx: &tokio::sync::mpsc::Sender<Fetched>,
+    fetched_bytes: &AtomicU64,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let index = &job.index;
+    let end = request.end;
+    let mut chunks = request.chunks.into_iter().peekable();
+    let send = |seq: usize, chunk: usize, bytes: Bytes, held: Held| {
+        fetched_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let fetched = Fetched {
+            seq,
+            chunk,
+            bytes,
+            held,
+        };
+        async {
+            tx.send(fetched).await.map_err(|_| error::Error::Worker {
+                action: "write the chunks",
+                reason: "the writer stopped".to_string(),
+            })
+        }
+    };
+    let mut failures = 0u32;
+    while let Some(&(_, at_chunk, _)) = chunks.peek() {
+        let start = stored(index, at_chunk).0;
+        let range_error = |reason: String| error::Error::FetchRange {
+            url: job.source.describe(),
+            start,
+            end,
+            reason,
+        };
+        match &job.source {
+            ChunkSource::File(path) => {
+                let file = File::open(path).map_err(|e| range_error(e.to_string()))?;
+                for (seq, chunk, held) in chunks.by_ref() {
+                    let (offset, length, _) = stored(index, chunk);
+                    let mut bytes = vec![0u8; length as usize];
+                    file.read_exact_at(&mut bytes, offset)
+                        .map_err(|e| range_error(e.to_string()))?;
+                    send(seq, chunk, Bytes::from(bytes), held).await?;
+                }
+            }
+            ChunkSource::Http(transport, url) => {
+                let mut response = match answer.take() {
+                    Some(response) => response,
+                    None => {
+                        let answer = tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => return error::CancelledSnafu.fail(),
+                            r = transport.get_range(url, start, end) => r,
+                        };
+                        match answer {
+                            Ok(Some(response)) => response,
+                            Ok(None) => {
+                                return Err(range_error(
+                                    "the server stopped answering Range requests".to_string(),
+                                ));
+                            }
+                            Err(reason) => return Err(range_error(reason)),
+                        }
+                    }
+                };
+                let mut buf = BytesMut::new();
+                let failed = loop {
+                    let body = tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return error::CancelledSnafu.fail(),
+                        body = response.chunk() => body,
+                    };
+                    let piece = match body {
+                        Ok(Some(piece)) => piece,
+                        Ok(None) => break None,
+                        Err(e) => break Some(e.to_string()),
+                    };
+                    buf.extend_from_slice(&piece);
+                    while let Some(&(_, chunk, _)) = chunks.peek() {
+                        let length = stored(index, chunk).1 as usize;
+                        if buf.len() < length {
+                            break;
+                        }
+                        let bytes = buf.split_to(length).freeze();
+                        let Some((seq, chunk, held)) = chunks.next() else {
+                            break;
+                        };
+                        send(seq, chunk, bytes, held).await?;
+                    }
+                };
+                if chunks.peek().is_some() {
+                    let reason = failed.unwrap_or_else(|| "the body ended early".to_string());
+                    failures += 1;
+                    if failures >= transport.tries() {
+                        return Err(range_error(format!("{reason} (after {failures} tries)")));
+                    }
+                    tracing::info!("{url}: {reason}; fetching the rest of the range again");
+                }
+            }
+        }
     }
+    Ok(())
 }
 
 /// Runs blocking work off the async threads.
@@ -1001,11 +1154,12 @@ mod tests {
     use update_metadata::TargetName;
     use update_metadata::chunks::{Chunk, Sha256Digest};
 
-    #[test]
-    fn adjacent_missing_chunks_share_a_request_up_to_the_cap() {
+    /// Twelve chunks of 1 MiB; chunk 3 is all zeros (not stored), the others are stored one
+    /// after another, each `stored` bytes long.
+    fn index(stored: u64) -> ChunkIndex {
         let d = Sha256Digest::new([1; 32]);
         let mb = 1 << 20;
-        let chunks: Vec<Chunk> = (0..12)
+        let chunks: Vec<Chunk> = (0..12u64)
             .map(|i| Chunk {
                 sha256: d,
                 data: if i == 3 {
@@ -1013,34 +1167,83 @@ mod tests {
                 } else {
                     let n = if i > 3 { i - 1 } else { i };
                     ChunkData::Stored {
-                        offset: n * mb,
-                        length: mb,
+                        offset: n * stored,
+                        length: stored,
                         sha256: d,
                     }
                 },
             })
             .collect();
-        let index = ChunkIndex::new(
+        ChunkIndex::new(
             mb,
             12 * mb,
             d,
             TargetName::new("x.chunks").unwrap(),
-            11 * mb,
+            11 * stored,
             chunks,
         )
-        .unwrap();
-        // 0, 1 | (2 in place) | 4..=11 across the zero chunk 3, cut at 8 MiB.
+        .unwrap()
+    }
+
+    fn chunks_of(request: &Request) -> Vec<usize> {
+        request.chunks.iter().map(|c| c.1).collect()
+    }
+
+    #[tokio::test]
+    async fn a_request_takes_adjacent_chunks_while_the_budget_has_room() {
+        let index = index(256 << 10);
+        let cancel = CancellationToken::new();
+        let limits = Limits::new(1 << 20, 16);
+        // 0, 1 | (2 in place) | 4.. across the zero chunk 3.
         let todo = [0, 1, 4, 5, 6, 7, 8, 9, 10, 11];
-        let split = spans(&index, &todo);
-        let chunks: Vec<Vec<usize>> = split
-            .iter()
-            .map(|s| s.chunks.iter().map(|c| c.1).collect())
-            .collect();
-        assert_eq!(chunks, [vec![0, 1], vec![4, 5, 6, 7, 8, 9, 10, 11]]);
-        assert_eq!(split[1].end, 11 * mb);
-        // 2 and 4 are adjacent in the chunk file (3 is not stored): one request.
-        let joined = spans(&index, &[2, 4]);
-        assert_eq!(joined.len(), 1);
-        assert_eq!(joined[0].chunks, [(0, 2), (1, 4)]);
+        let first = next_request(&index, &todo, 0, &limits, true, &cancel)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunks_of(&first), [0, 1]);
+        // Four chunks of 256 KiB fill the 1 MiB budget: 4 and 5 join, 6 waits.
+        let second = next_request(&index, &todo, 2, &limits, false, &cancel)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunks_of(&second), [4, 5]);
+        assert!(
+            next_request(&index, &todo, 4, &limits, false, &cancel)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Written: the budget is free again.
+        drop(first);
+        let third = next_request(&index, &todo, 4, &limits, false, &cancel)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunks_of(&third), [6, 7]);
+        assert_eq!(third.start, 5 * (256 << 10));
+        assert_eq!(third.end, 7 * (256 << 10));
+    }
+
+    #[tokio::test]
+    async fn a_request_stops_at_the_range_cap_and_a_large_chunk_goes_alone() {
+        let cancel = CancellationToken::new();
+        let index = index(1 << 20);
+        let todo = [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11];
+        // Plenty of budget: the 8 MiB cap cuts the request.
+        let limits = Limits::new(64 << 20, 16);
+        let request = next_request(&index, &todo, 0, &limits, true, &cancel)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunks_of(&request), [0, 1, 2, 4, 5, 6, 7, 8]);
+        assert_eq!(request.end - request.start, RANGE_CAP);
+        // A chunk larger than the whole budget takes all of it, alone.
+        let limits = Limits::new(512 << 10, 16);
+        let request = next_request(&index, &todo, 0, &limits, true, &cancel)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunks_of(&request), [0]);
+        assert_eq!(limits.budget.available_permits(), 0);
     }
 }
