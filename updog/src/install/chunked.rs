@@ -597,7 +597,6 @@ struct Request {
 }
 
 /// The limits on what is between the network and the disk.
-#[derive(Clone)]
 struct Limits {
     /// Compressed bytes requested and not yet written (what a killed install fetches again).
     budget: Arc<tokio::sync::Semaphore>,
