@@ -69,6 +69,14 @@ pub enum Error {
         #[snafu(source(from(image_builder::Error, Box::new)))]
         source: Box<image_builder::Error>,
     },
+    /// No served target has a name ending in the suffix asked for.
+    #[snafu(display("Failed to find a served target ending in '{suffix}' in '{}'", dir.display()))]
+    NoTarget {
+        /// The suffix.
+        suffix: String,
+        /// The targets directory searched.
+        dir: PathBuf,
+    },
     /// The async runtime or the HTTP server failed.
     #[snafu(display("Failed to run the HTTP server: {source}"))]
     Server {

@@ -14,6 +14,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Most integration tests want exactly that world; [`ServedNode`] builds it in one call:
+//!
+//! ```no_run
+//! # fn main() -> testsys::Result<()> {
+//! let world = testsys::ServedNode::new()?;
+//! world.release("1.1.0")?;
+//! let out = testsys::run_updog(&world.node.sysroot, &["check-update"])?;
+//! assert!(String::from_utf8_lossy(&out.stdout).starts_with("demo x86_64 1.1.0"));
+//! # Ok(()) }
+//! ```
+//!
 //! # Testing
 //!
 //! `cargo nextest run -p testsys`: builds real ext4 images (needs `mkfs.ext4` and `debugfs`
@@ -26,9 +37,11 @@ mod error;
 mod node;
 mod repo;
 mod server;
+mod world;
 
-pub use bins::binary;
+pub use bins::{binary, run_signpost, run_updog, signpost_command, updog_command};
 pub use error::{Error, Result};
 pub use node::{DISK_IMAGE, NodeSpec, TestNode};
-pub use repo::{BuiltRelease, PublishOptions, TestRepo};
+pub use repo::{BuiltRelease, PublishOptions, TestRepo, block_on};
 pub use server::{Fault, HttpServer, LoggedRequest};
+pub use world::{ServedNode, tools_present};

@@ -226,9 +226,10 @@ impl TestRepo {
     }
 }
 
-/// Runs a future to completion on a fresh runtime in its own thread, so callers inside or
-/// outside an async context can use the repo-tools library.
-pub(crate) fn block_on<F>(future: F) -> F::Output
+/// Runs a future to completion on a fresh current-thread runtime in its own thread, so callers
+/// inside or outside an async context can use async libraries (repo-tools, clients) from sync
+/// test code.
+pub fn block_on<F>(future: F) -> F::Output
 where
     F: std::future::Future + Send,
     F::Output: Send,

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use signpost::SetId;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use testsys::Fault;
 use update_api::{CommandStatus, UpdateCommand, UpdateState};
@@ -71,23 +71,11 @@ fn burst(socket: &Path) -> Vec<(u16, String)> {
 }
 
 fn signpost(sysroot: &Path, args: &[&str]) -> Output {
-    Command::new(testsys::binary("signpost", "signpost"))
-        .args(args)
-        .arg("--sysroot")
-        .arg(sysroot)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    testsys::run_signpost(sysroot, args).unwrap()
 }
 
 fn updog(sysroot: &Path, args: &[&str]) -> Output {
-    Command::new(testsys::binary("updog", "updog"))
-        .args(args)
-        .arg("--sysroot")
-        .arg(sysroot)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    testsys::run_updog(sysroot, args).unwrap()
 }
 
 /// Asserts exit code 4 and the one line naming the API's prepare as the holder.
@@ -121,13 +109,9 @@ fn a_burst_of_status_requests_and_other_updaters_during_a_prepare() {
 
     // The prepare pauses 4000 bytes into the root image, until resumed: it is running, holding
     // the lock with set B half written, for as long as the test needs.
-    let root = std::fs::read_dir(world.repo.base().join("targets"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("1.1.0-root.ext4.lz4"))
+    world
+        .inject_target("1.1.0-root.ext4.lz4", Fault::PauseAfter(4000), Some(1))
         .unwrap();
-    let name = root.file_name().unwrap().to_string_lossy().into_owned();
-    world.server.inject(&name, Fault::PauseAfter(4000), Some(1));
     let (code, body) = api.request("POST", "/actions/prepare-update");
     assert_eq!(code, 204, "{body}");
     let deadline = Instant::now() + Duration::from_secs(300);

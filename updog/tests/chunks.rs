@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use testsys::{BuiltRelease, Fault, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
+use testsys::{BuiltRelease, Fault, HttpServer, PublishOptions, ServedNode, TestNode};
 use update_metadata::ChunkIndex;
 use update_metadata::chunks::ChunkData;
 
@@ -58,30 +58,17 @@ fn chunked() -> PublishOptions {
 
 /// A world whose releases are published in chunks: 1.0.0 runs in set A.
 fn world() -> World {
-    let work = tempfile::tempdir().unwrap();
-    let mut repo = TestRepo::create(&work.path().join("publisher"), "demo", "x86_64").unwrap();
-    // The same ROOT filesystem UUID for every release, as `mkfs.ext4 -U` with `-E hash_seed=`.
-    repo.root_uuid_seed = Some("demo-x86_64".to_string());
-    let files = tree(1, &[]);
-    let files: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .collect();
-    let first = repo.release("1.0.0", &files, &chunked()).unwrap();
-    let server = HttpServer::serve(&repo.base()).unwrap();
-    let spec = NodeSpec {
-        urls: Some(repo.urls(&server.url())),
-        seed: Some(42),
-        ..NodeSpec::default()
-    };
-    let node = TestNode::create(&work.path().join("node"), &first, &spec).unwrap();
-    World {
-        work,
-        repo,
-        first,
-        server,
-        node,
-    }
+    let served = ServedNode::with_first(|repo| {
+        // The same ROOT filesystem UUID for every release, as `mkfs.ext4 -U` with `-E hash_seed=`.
+        repo.root_uuid_seed = Some("demo-x86_64".to_string());
+        let files = tree(1, &[]);
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
+        repo.release("1.0.0", &files, &chunked())
+    });
+    World(served.unwrap())
 }
 
 /// Publishes 1.1.0 with `changed` files different from 1.0.0.
@@ -409,14 +396,9 @@ fn a_file_url_repository_installs_from_chunks() {
 }
 
 fn updog_cmd(world: &World, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_updog"));
-    cmd.args(args)
-        .arg("--sysroot")
-        .arg(&world.node.sysroot)
-        .env_remove("RUST_LOG")
-        .env_remove(powercut::AT_ENV)
-        .env_remove(powercut::LOG_ENV)
-        .env("UPDOG_READ_TIMEOUT_MS", "3000");
+    let mut cmd = testsys::updog_command(&world.node.sysroot, args);
+    cmd.env_remove(powercut::AT_ENV)
+        .env_remove(powercut::LOG_ENV);
     cmd
 }
 

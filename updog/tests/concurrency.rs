@@ -16,19 +16,21 @@ use testsys::Fault;
 /// Starts `updog update-image` whose root image download pauses after 4000 bytes, and waits
 /// until it is paused there, holding the lock with set B half written.
 fn paused_install(world: &World, version: &str) -> Child {
-    let root = world.target_file(&format!("{version}-root.ext4.lz4"));
-    let name = root.file_name().unwrap().to_string_lossy().into_owned();
-    world.server.inject(&name, Fault::PauseAfter(4000), Some(1));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_updog"))
-        .args(["update-image", "--progress", "none", "--sysroot"])
-        .arg(&world.node.sysroot)
-        .env_remove("RUST_LOG")
-        // Longer than any wait here: the pause must not end in a read timeout and a retry.
-        .env("UPDOG_READ_TIMEOUT_MS", "600000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    world
+        .inject_target(
+            &format!("{version}-root.ext4.lz4"),
+            Fault::PauseAfter(4000),
+            Some(1),
+        )
         .unwrap();
+    let mut child =
+        testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "none"])
+            // Longer than any wait here: the pause must not end in a read timeout and a retry.
+            .env("UPDOG_READ_TIMEOUT_MS", "600000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     while world.server.paused() == 0 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -46,13 +48,7 @@ fn paused_install(world: &World, version: &str) -> Child {
 
 /// Runs the signpost binary against the node.
 fn signpost(sysroot: &Path, args: &[&str]) -> Output {
-    Command::new(testsys::binary("signpost", "signpost"))
-        .args(args)
-        .arg("--sysroot")
-        .arg(sysroot)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    testsys::run_signpost(sysroot, args).unwrap()
 }
 
 /// Set B's BOOT attribute flags as `sgdisk -i` reads them from the node's disk (a GPT parser
@@ -188,10 +184,7 @@ fn concurrent_checks_all_answer_alike() {
         }
         let children: Vec<Child> = (0..8)
             .map(|_| {
-                Command::new(env!("CARGO_BIN_EXE_updog"))
-                    .args(["check-update", "--sysroot"])
-                    .arg(&world.node.sysroot)
-                    .env_remove("RUST_LOG")
+                testsys::updog_command(&world.node.sysroot, &["check-update"])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()

@@ -7,79 +7,42 @@ use signpost::SetId;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use testsys::{BuiltRelease, Fault, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
+use testsys::{BuiltRelease, Fault, ServedNode};
 use update_api::{UpdateState, UpdateStatus};
 
-/// Whether the tools that building releases needs are here (skip the test otherwise; fail in CI).
-pub fn tools_present() -> bool {
-    ["mkfs.ext4", "debugfs"]
-        .iter()
-        .all(|t| test_tools::require_tool(t).is_some())
-}
+pub use testsys::{block_on, tools_present};
 
-/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A.
-pub struct World {
-    pub work: tempfile::TempDir,
-    pub repo: TestRepo,
-    pub first: BuiltRelease,
-    pub server: HttpServer,
-    pub node: TestNode,
+/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A
+/// (`testsys::ServedNode`), with the API's own helpers.
+pub struct World(pub ServedNode);
+
+impl std::ops::Deref for World {
+    type Target = ServedNode;
+
+    fn deref(&self) -> &ServedNode {
+        &self.0
+    }
 }
 
 impl World {
     /// Publishes 1.0.0, serves the repository, and creates the node (seed 42).
     pub fn new() -> World {
-        let work = tempfile::tempdir().unwrap();
-        let repo = TestRepo::create(&work.path().join("publisher"), "demo", "x86_64").unwrap();
-        let first = repo
-            .release(
-                "1.0.0",
-                &[("etc/motd", b"one\n")],
-                &PublishOptions::default(),
-            )
-            .unwrap();
-        let server = HttpServer::serve(&repo.base()).unwrap();
-        let spec = NodeSpec {
-            urls: Some(repo.urls(&server.url())),
-            seed: Some(42),
-            ..NodeSpec::default()
-        };
-        let node = TestNode::create(&work.path().join("node"), &first, &spec).unwrap();
-        World {
-            work,
-            repo,
-            first,
-            server,
-            node,
-        }
+        World(ServedNode::new().unwrap())
     }
 
     /// Builds and publishes `version`.
     pub fn release(&self, version: &str) -> BuiltRelease {
-        let motd = format!("release {version}\n");
-        self.repo
-            .release(
-                version,
-                &[("etc/motd", motd.as_bytes())],
-                &PublishOptions::default(),
-            )
-            .unwrap()
+        self.0.release(version).unwrap()
     }
 
     /// Makes the download of `version`'s root image stall for `secs` after 4000 bytes.
     pub fn stall_root(&self, version: &str, secs: u64) {
-        let suffix = format!("{version}-root.ext4.lz4");
-        let root = std::fs::read_dir(self.repo.base().join("targets"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().ends_with(&suffix))
-            .unwrap();
-        let name = root.file_name().unwrap().to_string_lossy().into_owned();
-        self.server.inject(
-            &name,
+        self.inject_target(
+            &format!("{version}-root.ext4.lz4"),
             Fault::StallAfter(4000, Duration::from_secs(secs)),
             None,
-        );
+        )
+        .unwrap();
     }
 
     /// Starts the API server on the node.
@@ -267,13 +230,4 @@ pub fn failed_with_status(out: &Output) -> String {
 /// The state in a status.
 pub fn state(status: &UpdateStatus) -> UpdateState {
     status.update_state
-}
-
-/// Runs a future on a fresh current-thread runtime.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }

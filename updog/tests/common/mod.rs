@@ -7,62 +7,36 @@ use sha2::{Digest, Sha256};
 use signpost::SetId;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use testsys::{BuiltRelease, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo};
+use testsys::{BuiltRelease, ServedNode, TestNode};
 
-/// Whether the tools that building releases needs are here (skip the test otherwise; fail in CI).
-pub fn tools_present() -> bool {
-    ["mkfs.ext4", "debugfs"]
-        .iter()
-        .all(|t| test_tools::require_tool(t).is_some())
-}
+pub use testsys::{block_on, tools_present};
 
-/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A.
-pub struct World {
-    pub work: tempfile::TempDir,
-    pub repo: TestRepo,
-    pub first: BuiltRelease,
-    pub server: HttpServer,
-    pub node: TestNode,
+/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A
+/// (`testsys::ServedNode`), with updog's own helpers.
+pub struct World(pub ServedNode);
+
+impl std::ops::Deref for World {
+    type Target = ServedNode;
+
+    fn deref(&self) -> &ServedNode {
+        &self.0
+    }
 }
 
 impl World {
     /// Publishes 1.0.0, serves the repository, and creates the node (seed 42).
     pub fn new() -> World {
-        let work = tempfile::tempdir().unwrap();
-        let repo = TestRepo::create(&work.path().join("publisher"), "demo", "x86_64").unwrap();
-        let first = repo
-            .release(
-                "1.0.0",
-                &[("etc/motd", b"one\n")],
-                &PublishOptions::default(),
-            )
-            .unwrap();
-        let server = HttpServer::serve(&repo.base()).unwrap();
-        let spec = NodeSpec {
-            urls: Some(repo.urls(&server.url())),
-            seed: Some(42),
-            ..NodeSpec::default()
-        };
-        let node = TestNode::create(&work.path().join("node"), &first, &spec).unwrap();
-        World {
-            work,
-            repo,
-            first,
-            server,
-            node,
-        }
+        World(ServedNode::new().unwrap())
     }
 
     /// Builds and publishes `version`.
     pub fn release(&self, version: &str) -> BuiltRelease {
-        let motd = format!("release {version}\n");
-        self.repo
-            .release(
-                version,
-                &[("etc/motd", motd.as_bytes())],
-                &PublishOptions::default(),
-            )
-            .unwrap()
+        self.0.release(version).unwrap()
+    }
+
+    /// The served target file whose name ends with `suffix`.
+    pub fn target_file(&self, suffix: &str) -> PathBuf {
+        self.0.target_file(suffix).unwrap()
     }
 
     /// Runs updog against the node.
@@ -84,15 +58,6 @@ impl World {
         copy_dir(copy, &base);
     }
 
-    /// The served target file whose name ends with `suffix`.
-    pub fn target_file(&self, suffix: &str) -> PathBuf {
-        std::fs::read_dir(self.repo.base().join("targets"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().ends_with(suffix))
-            .unwrap_or_else(|| panic!("no target ending in {suffix}"))
-    }
-
     /// The metadata directory served.
     pub fn metadata_dir(&self) -> PathBuf {
         self.repo.repo_dir().metadata_dir()
@@ -101,14 +66,7 @@ impl World {
 
 /// Runs the updog binary with `--sysroot sysroot`.
 pub fn updog(sysroot: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_updog"))
-        .args(args)
-        .arg("--sysroot")
-        .arg(sysroot)
-        .env_remove("RUST_LOG")
-        .env("UPDOG_READ_TIMEOUT_MS", "3000")
-        .output()
-        .unwrap()
+    testsys::run_updog(sysroot, args).unwrap()
 }
 
 /// Asserts success and returns stdout.
@@ -228,15 +186,6 @@ pub fn with_images(
         release.images.hash.lz4_path = p.to_path_buf();
     }
     release
-}
-
-/// Runs a future on a fresh current-thread runtime.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 /// Publishes `release` with repo-tools directly: signed by `keys`, at time `now`.
