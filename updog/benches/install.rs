@@ -8,8 +8,8 @@
 //!   fsync; one thread), both writing ROOT only. GNU time (`/usr/bin/time`) gives wall time,
 //!   CPU time and peak RSS; `UPDOG_BENCH_ROUNDS` rounds (default 6): the first is cold, the
 //!   table gives the medians of the others.
-//! - resume: an install killed (SIGKILL) when half of ROOT's chunk bytes are in, then run
-//!   again: the bytes fetched twice.
+//! - resume: an install killed (SIGKILL), or stopped (SIGTERM), when half of ROOT's chunk bytes
+//!   are in, then run again: the bytes fetched twice.
 //! - delta: releases whose ROOT differs from the running one in about 1 %, 10 % and 50 % of its
 //!   file bytes (files rewritten in place, same sizes and holes); the chunk bytes downloaded
 //!   against the compressed bytes of the chunks that changed.
@@ -251,52 +251,58 @@ fn resume(
     sysroot: &str,
     updog_args: &[&str],
 ) {
-    garbage_b(node);
     let all_chunk_bytes: u64 = ["boot.ext4.lz4", "root.ext4.lz4", "hash.verity.lz4"]
         .iter()
         .map(|n| index_of(repo, "1.1.0", n).chunk_file_length())
         .sum();
-    server.clear_requests();
-    let mut child = Command::new(updog)
-        .args(["update-image", "--progress", "json", "--sysroot", sysroot])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("updog");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut at = 0;
-    for line in stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
-        let (done, total) = (
-            v["bytes_done"].as_u64().unwrap_or(0),
-            v["bytes_total"].as_u64().unwrap_or(u64::MAX),
-        );
-        if v["image"] == "root" && done * 2 >= total {
-            at = done;
-            break;
-        }
-    }
-    child.kill().expect("kill");
-    child.wait().expect("wait");
-    let first_run = chunk_bytes(server);
-    server.clear_requests();
-    let resumed = time(updog_args);
-    let second_run = chunk_bytes(server);
-    let index_bytes: u64 = server
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with(".chunks.json"))
-        .map(|r| r.body_bytes)
-        .sum();
-    let again = (first_run + second_run).saturating_sub(all_chunk_bytes);
     println!(
-        "\n| resume | bytes |\n|---|---|\n| chunk bytes of the release | {all_chunk_bytes} |\n\
-         | killed (SIGKILL) when ROOT had | {at} |\n| sent before the kill | {first_run} |\n\
-         | sent after the restart | {second_run} (+ {index_bytes} of indexes, {:.2} s) |\n\
-         | **fetched twice** | **{again}** ({:.2} MiB; one chunk is at most 1 MiB) |",
-        resumed.wall,
-        again as f64 / 1048576.0
+        "\n| resume (chunk bytes of the release: {all_chunk_bytes}) | ROOT's bytes when stopped | sent before | sent after the restart | **fetched twice** |\n|---|---|---|---|---|"
     );
+    for signal in ["KILL", "TERM"] {
+        garbage_b(node);
+        server.clear_requests();
+        let mut child = Command::new(updog)
+            .args(["update-image", "--progress", "json", "--sysroot", sysroot])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("updog");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut at = 0;
+        for line in stdout.lines() {
+            let v: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
+            let (done, total) = (
+                v["bytes_done"].as_u64().unwrap_or(0),
+                v["bytes_total"].as_u64().unwrap_or(u64::MAX),
+            );
+            if v["image"] == "root" && done * 2 >= total {
+                at = done;
+                break;
+            }
+        }
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        child.wait().expect("wait");
+        let first_run = chunk_bytes(server);
+        server.clear_requests();
+        let resumed = time(updog_args);
+        let second_run = chunk_bytes(server);
+        let index_bytes: u64 = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(".chunks.json"))
+            .map(|r| r.body_bytes)
+            .sum();
+        let again = (first_run + second_run).saturating_sub(all_chunk_bytes);
+        println!(
+            "| SIG{signal} at 50 % | {at} | {first_run} | {second_run} (+ {index_bytes} of indexes, {:.2} s) | **{again}** ({:.2} MiB) |",
+            resumed.wall,
+            again as f64 / 1048576.0
+        );
+    }
 }
 
 /// Delta (and the chunk-size table): a node running `big`, updated to releases that change

@@ -472,6 +472,63 @@ fn a_killed_install_resumes_without_downloading_a_verified_chunk_again() {
 }
 
 #[test]
+fn a_stopped_install_writes_what_it_fetched_and_the_restart_fetches_none_of_it_again() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    fill_b(&world.node, 0xAA);
+    let root = index(&world, "1.1.0", "root");
+    let chunk_file = format!(".{}", root.chunk_file().as_str());
+    // Every answer for ROOT's chunks waits a moment before its body: requests are in flight
+    // when the stop comes.
+    world.server.inject(
+        &chunk_file,
+        Fault::StallAfter(0, Duration::from_millis(300)),
+        None,
+    );
+    let child = updog_cmd(&world, &["update-image", "--progress", "none"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !world
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with(&chunk_file))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    common::refused(&out, &["cancelled"]);
+    common::assert_inactive_unbootable(&world.node);
+    // Every ROOT chunk asked for before the stop was received and written.
+    let asked = requested(&world.server, &root);
+    assert!(!asked.is_empty());
+    let here = in_place(&world.node, &second, "root", &root);
+    for &i in &asked {
+        assert!(
+            here[i],
+            "chunk {i} was fetched before the stop but is not in set B"
+        );
+    }
+    world.server.clear_faults();
+    // The restart fetches none of them again.
+    resume_and_check(&world, &second);
+    for i in requested(&world.server, &root) {
+        assert!(!asked.contains(&i), "chunk {i} was fetched twice");
+    }
+}
+
+#[test]
 fn a_power_cut_at_each_chunk_point_resumes_without_downloading_a_verified_chunk_again() {
     if !tools_present() {
         return;

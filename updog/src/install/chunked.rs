@@ -921,6 +921,9 @@ fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
     ))
 }
 
+/// How long a stopped install waits for the requests in flight to finish.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
 /// Range requests in flight at once, at most (each within the byte budget): while one waits
 /// for its answer, another's body arrives.
 const REQUESTS_IN_FLIGHT: usize = 3;
@@ -943,6 +946,10 @@ async fn fetch_all(
     let index = &job.index;
     let fetched_bytes = AtomicU64::new(0);
     let mut from = 0usize;
+    // A stop (`cancel`) starts no new request and lets those in flight finish for a moment, so
+    // that what they carry is written and not fetched again; `abort` ends them.
+    let abort = CancellationToken::new();
+    let mut draining: Option<tokio::time::Instant> = None;
     let mut running = FuturesUnordered::new();
     let mut first = true;
     let mut ticker = tokio::time::interval(EVENT_EVERY);
@@ -954,7 +961,7 @@ async fn fetch_all(
     };
     loop {
         // Start requests while there is room.
-        while from < todo.len() && running.len() < REQUESTS_IN_FLIGHT {
+        while !cancel.is_cancelled() && from < todo.len() && running.len() < REQUESTS_IN_FLIGHT {
             let wait = running.is_empty();
             let Some(request) = next_request(index, todo, from, limits, wait, cancel).await? else {
                 break;
@@ -975,14 +982,16 @@ async fn fetch_all(
                 answer,
                 tx,
                 &fetched_bytes,
-                cancel,
+                &abort,
             ));
         }
         if running.is_empty() {
             break;
         }
-        let more = from < todo.len() && running.len() < REQUESTS_IN_FLIGHT;
+        let more =
+            !cancel.is_cancelled() && from < todo.len() && running.len() < REQUESTS_IN_FLIGHT;
         let next_length = todo.get(from).map_or(0, |&i| stored(index, i).1);
+        let deadline = draining.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             done = running.next() => {
                 if let Some(done) = done {
@@ -990,11 +999,29 @@ async fn fetch_all(
                 }
             }
             // Room for the next request: take it on the next turn of the loop.
-            held = limits.wait(next_length, cancel), if more => drop(held?),
+            held = limits.wait(next_length, cancel), if more => {
+                if let Err(e) = held {
+                    if !cancel.is_cancelled() {
+                        return Err(e);
+                    }
+                }
+            }
+            () = cancel.cancelled(), if draining.is_none() => {
+                tracing::info!(
+                    "{}: stopping; finishing the {} requests in flight",
+                    job.target,
+                    running.len()
+                );
+                draining = Some(tokio::time::Instant::now() + DRAIN_FOR);
+            }
+            () = tokio::time::sleep_until(deadline), if draining.is_some() => abort.cancel(),
             _ = ticker.tick() => report_now(counts),
         }
     }
     report_now(counts);
+    if cancel.is_cancelled() {
+        return error::CancelledSnafu.fail();
+    }
     Ok(true)
 }
 
@@ -1027,14 +1054,14 @@ async fn first_answer(
 
 /// Fetches one request's chunks and hands each to the workers; `answer` is the response
 /// already received for it, if any. A body that breaks off is asked for again from the first
-/// chunk not yet received.
+/// chunk not yet received. `abort` ends it where it is.
 async fn fetch_request(
     job: &ChunkedJob<'_>,
     request: Request,
     mut answer: Option<reqwest::Response>,
     tx: &tokio::sync::mpsc::Sender<Fetched>,
     fetched_bytes: &AtomicU64,
-    cancel: &CancellationToken,
+    abort: &CancellationToken,
 ) -> Result<()> {
     let index = &job.index;
     let end = request.end;
@@ -1080,7 +1107,7 @@ async fn fetch_request(
                     None => {
                         let answer = tokio::select! {
                             biased;
-                            () = cancel.cancelled() => return error::CancelledSnafu.fail(),
+                            () = abort.cancelled() => return error::CancelledSnafu.fail(),
                             r = transport.get_range(url, start, end) => r,
                         };
                         match answer {
@@ -1098,7 +1125,7 @@ async fn fetch_request(
                 let failed = loop {
                     let body = tokio::select! {
                         biased;
-                        () = cancel.cancelled() => return error::CancelledSnafu.fail(),
+                        () = abort.cancelled() => return error::CancelledSnafu.fail(),
                         body = response.chunk() => body,
                     };
                     let piece = match body {
