@@ -395,6 +395,19 @@ fn a_file_url_repository_installs_from_chunks() {
     );
 }
 
+/// A chunked world with 1.1.0 (every file changed) published, set B full of garbage, and
+/// `fault` injected into every answer for ROOT's chunk file; returns ROOT's index too.
+fn interrupted(fault: Fault) -> (World, BuiltRelease, ChunkIndex) {
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    fill_b(&world.node, 0xAA);
+    let root = index(&world, "1.1.0", "root");
+    world
+        .server
+        .inject(&format!(".{}", root.chunk_file().as_str()), fault, None);
+    (world, second, root)
+}
+
 fn updog_cmd(world: &World, args: &[&str]) -> Command {
     let mut cmd = testsys::updog_command(&world.node.sysroot, args);
     cmd.env_remove(powercut::AT_ENV)
@@ -435,16 +448,8 @@ fn a_killed_install_resumes_without_downloading_a_verified_chunk_again() {
     if !tools_present() {
         return;
     }
-    let world = world();
-    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
-    fill_b(&world.node, 0xAA);
-    let root = index(&world, "1.1.0", "root");
     // Every request for ROOT's chunks stalls after a few chunks' worth of bytes.
-    world.server.inject(
-        &format!(".{}", root.chunk_file().as_str()),
-        Fault::StallAfter(4 * CHUNK, Duration::from_secs(60)),
-        None,
-    );
+    let (world, second, root) = interrupted(Fault::StallAfter(4 * CHUNK, Duration::from_secs(60)));
     let mut child = updog_cmd(&world, &["update-image", "--progress", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -476,37 +481,17 @@ fn a_stopped_install_writes_what_it_fetched_and_the_restart_fetches_none_of_it_a
     if !tools_present() {
         return;
     }
-    let world = world();
-    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
-    fill_b(&world.node, 0xAA);
-    let root = index(&world, "1.1.0", "root");
-    let chunk_file = format!(".{}", root.chunk_file().as_str());
     // Every answer for ROOT's chunks waits a moment before its body: requests are in flight
     // when the stop comes.
-    world.server.inject(
-        &chunk_file,
-        Fault::StallAfter(0, Duration::from_millis(300)),
-        None,
-    );
+    let (world, second, root) = interrupted(Fault::StallAfter(0, Duration::from_millis(300)));
     let child = updog_cmd(&world, &["update-image", "--progress", "none"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    while !world
-        .server
-        .requests()
-        .iter()
-        .any(|r| r.path.ends_with(&chunk_file))
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_body(&world.server, &format!(".{}", root.chunk_file().as_str()));
     std::thread::sleep(Duration::from_millis(100));
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    common::sigterm(&child);
     let out = child.wait_with_output().unwrap();
     common::refused(&out, &["cancelled"]);
     common::assert_inactive_unbootable(&world.node);

@@ -276,23 +276,11 @@ fn sigterm_during_an_install_leaves_the_set_unbootable_and_the_lock_free() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the download has started (a run that never gets there ends at the test
-    // runner's timeout).
-    while !world
-        .server
-        .requests()
-        .iter()
-        .any(|r| r.path.ends_with(&name) && r.body_bytes > 0)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_body(&world.server, &name);
     std::thread::sleep(Duration::from_millis(300));
     let lock = std::fs::read_to_string(world.node.sysroot.join("run/updog.lock")).unwrap();
     assert!(lock.contains(&child.id().to_string()), "{lock}");
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     // Without the cancel, the download would finish after the stall and the install succeed.
     refused(&out, &["cancelled"]);

@@ -241,3 +241,24 @@ pub fn rotate_root(world: &World, roles: &[tough::schema::RoleType], name: &str)
     .unwrap();
     new_key
 }
+
+/// Waits until the server has sent body bytes of a path ending in `suffix` (a run that never
+/// gets there ends at the test runner's timeout).
+pub fn wait_for_body(server: &testsys::HttpServer, suffix: &str) {
+    while !server
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with(suffix) && r.body_bytes > 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM to `child` (what `systemctl stop` does).
+pub fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
