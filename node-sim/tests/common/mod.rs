@@ -14,11 +14,7 @@ pub const UNHEALTHY: &str = "[[check]]\nname = \"kubelet\"\ncommand = [\"sh\", \
 pub const HANGS: &str =
     "[[check]]\nname = \"hangs\"\ncommand = [\"sleep\", \"60\"]\ntimeout_secs = 1\n";
 
-pub fn tools_present() -> bool {
-    ["mkfs.ext4", "debugfs"]
-        .iter()
-        .all(|t| test_tools::require_tool(t).is_some())
-}
+pub use testsys::tools_present;
 
 pub struct World {
     pub dir: tempfile::TempDir,
