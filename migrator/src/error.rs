@@ -3,21 +3,9 @@
 use snafu::Snafu;
 use std::path::PathBuf;
 
-/// `message` on one line: control characters are written escaped. A parser's message can quote
-/// the input, and a JSON string in a document can hold a newline (`"op": "re\nname"`).
-pub(crate) fn one_line(message: &impl std::fmt::Display) -> String {
-    message
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
+/// `message` on one line, control characters escaped (a parser's message can quote the input,
+/// and a JSON string in a document can hold a newline: `"op": "re\nname"`).
+pub(crate) use update_metadata::error::one_line;
 
 /// The result of this crate's functions.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

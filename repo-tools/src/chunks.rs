@@ -6,7 +6,7 @@
 use crate::error::{self, Result};
 use sha2::{Digest, Sha256};
 use snafu::ResultExt;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use update_metadata::chunks::{Chunk, ChunkData, ChunkIndex, Sha256Digest};
 use update_metadata::{TargetName, chunks};
@@ -54,7 +54,8 @@ pub fn chunk_image(
     let mut list = Vec::new();
     let (mut image_length, mut offset) = (0u64, 0u64);
     loop {
-        let n = fill(&mut decoder, &mut buf).context(error::ReadFileSnafu { path: lz4_image })?;
+        let n = verity::read_full(&mut decoder, &mut buf)
+            .context(error::ReadFileSnafu { path: lz4_image })?;
         if n == 0 {
             break;
         }
@@ -119,20 +120,6 @@ pub fn chunk_image(
         index_file,
         index,
     })
-}
-
-/// Reads until `buf` is full or the input ends.
-fn fill(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `message` on one line: control characters are written escaped. Messages quote keys and
 /// values from the document, and a JSON string can hold a newline.
-fn one_line(message: &impl std::fmt::Display) -> String {
+pub fn one_line(message: &impl std::fmt::Display) -> String {
     message
         .to_string()
         .chars()

@@ -559,8 +559,8 @@ fn chunk_size_table(old: &Path, new: &Path) {
     let big = 4usize << 20;
     let (mut x, mut y) = (vec![0u8; big], vec![0u8; big]);
     loop {
-        let n = read_full(&mut b, &mut y);
-        let m = read_full(&mut a, &mut x);
+        let n = verity::read_full(&mut b, &mut y).expect("read the new image");
+        let m = verity::read_full(&mut a, &mut x).expect("read the old image");
         if n == 0 {
             break;
         }
@@ -598,18 +598,6 @@ fn chunk_size_table(old: &Path, new: &Path) {
             chunks as f64 * 190.0 / 1024.0
         );
     }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    filled
 }
 
 /// Bottlerocket updog's write loop: tough's target stream (hash and length checked as it

@@ -155,8 +155,9 @@ fn write_zeros<W: Write>(out: &mut W, len: usize) -> Result<()> {
         .context(error::WriteHashSnafu)
 }
 
-/// Fills `buf` from `reader` until it is full or the reader ends; returns the bytes read.
-pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Fills `buf` from `reader` until it is full or the reader ends; returns the bytes read
+/// (fewer than `buf.len()` only at the end of the input).
+pub fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -67,7 +67,7 @@ mod superblock;
 mod types;
 mod verify;
 
-pub use build::{TreeOptions, build_tree};
+pub use build::{TreeOptions, build_tree, read_full};
 pub use error::{Error, Result};
 pub use params::VerityParams;
 pub use region::Region;

@@ -31,6 +31,7 @@
 //! download); the set is not valid until every chunk has been checked, so their order does
 //! not matter.
 
+use super::blocking;
 use crate::error::{self, Result};
 use crate::progress::{Phase, ProgressEvent, ProgressSink};
 use crate::transport::UpdogTransport;
@@ -104,7 +105,7 @@ pub(crate) struct ChunkedJob<'a> {
     /// The running release's index of the same image, if it has one.
     pub active_index: Option<&'a ChunkIndex>,
     /// ROOT's verity tree.
-    pub tree: Option<&'a HashTree>,
+    pub tree: Option<&'a Arc<HashTree>>,
 }
 
 /// What a chunked install did.
@@ -258,14 +259,12 @@ pub(crate) async fn install_chunked(
     };
 
     let scan_started = Instant::now();
-    // One copy of ROOT's tree for the threads that check chunks.
-    let tree: Arc<Option<HashTree>> = Arc::new(job.tree.cloned());
     // 1 and 2: what is in place, what can be copied or zeroed (written now), what to fetch.
     let actions = {
         let (file, index, label) = (file.clone(), index.clone(), job.partition.label.clone());
         let start = job.partition.byte_range().start;
         let active = job.active.map(|p| (p.byte_range().start, p.size_bytes()));
-        let tree = tree.clone();
+        let tree = job.tree.cloned();
         let active_index = job.active_index.cloned();
         let disk = disk.to_path_buf();
         blocking("scan the partition", move || {
@@ -275,7 +274,7 @@ pub(crate) async fn install_chunked(
                 start,
                 &label,
                 &index,
-                (*tree).as_ref(),
+                tree.as_deref(),
                 active,
                 active_index.as_ref(),
             )
@@ -1158,19 +1157,6 @@ async fn fetch_request(
         }
     }
     Ok(())
-}
-
-/// Runs blocking work off the async threads.
-async fn blocking<T: Send + 'static>(
-    action: &'static str,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| error::Error::Worker {
-            action,
-            reason: e.to_string(),
-        })?
 }
 
 #[cfg(test)]

@@ -165,13 +165,13 @@ async fn write_set(
             None,
         )
         .await?;
-    let tree = {
+    let tree = Arc::new({
         let (disk, parts) = (updater.disk.clone(), parts.clone());
         blocking("verify the written set", move || {
             verify_boot_and_hash(&disk, &parts, &boot, &hash)
         })
         .await?
-    };
+    });
     let (root, chunked) = ctx
         .write(
             ImageJob {
@@ -187,11 +187,11 @@ async fn write_set(
         .await?;
     check(cancel)?;
 
-    // A chunked ROOT was read back and checked against the tree chunk by chunk; a streamed one
-    // is synced, and now read back and checked on every core.
+    // A chunked ROOT was verified on disk chunk by chunk; a streamed one is synced, and now read
+    // back and checked against the tree on every core.
     phase(Phase::Verify);
     if !chunked {
-        let (disk, part) = (updater.disk.clone(), parts.root.clone());
+        let (disk, part, tree) = (updater.disk.clone(), parts.root.clone(), tree.clone());
         blocking("verify the written set", move || {
             verify_root(&disk, &part, &tree, &root)
         })
@@ -272,7 +272,7 @@ impl Context<'_> {
         job: ImageJob<'_>,
         chunks: &Option<(Arc<ChunkIndex>, Option<ChunkIndex>)>,
         active: Option<&PartitionInfo>,
-        tree: Option<&HashTree>,
+        tree: Option<&Arc<HashTree>>,
     ) -> Result<(Written, bool)> {
         check(self.cancel)?;
         if let Some((index, active_index)) = chunks {
@@ -437,7 +437,7 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
         })
 }
 
-/// Runs blocking work (reading partitions back) off the async threads.
+/// Runs blocking work (scanning, reading partitions back) off the async threads.
 async fn blocking<T: Send + 'static>(
     action: &'static str,
     work: impl FnOnce() -> Result<T> + Send + 'static,

@@ -188,7 +188,7 @@ impl PartitionSink {
         let mut hasher = self.keep_hash.then(Sha256::new);
         let mut written = 0u64;
         loop {
-            let n = fill(&mut decoder, &mut buf).context(error::DecompressSnafu {
+            let n = verity::read_full(&mut decoder, &mut buf).context(error::DecompressSnafu {
                 target: &self.target,
             })?;
             if n == 0 {
@@ -216,10 +216,11 @@ impl PartitionSink {
                 // The decoder reported the end of its input. lz4_flex's decoder can give more
                 // after that (a second legacy frame); a reader of the image would stop at the
                 // end, so such a stream is refused rather than written further.
-                let trailing =
-                    fill(&mut decoder, &mut [0u8; 1]).context(error::DecompressSnafu {
+                let trailing = verity::read_full(&mut decoder, &mut [0u8; 1]).context(
+                    error::DecompressSnafu {
                         target: &self.target,
-                    })?;
+                    },
+                )?;
                 if trailing != 0 {
                     return Err(error::Error::Decompress {
                         target: self.target.clone(),
@@ -268,20 +269,6 @@ pub fn write_lz4_stream(
         keep_hash: true,
     }
     .write_from(input)
-}
-
-/// Reads until `buf` is full or the input ends.
-fn fill(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// The channel's chunks as a `Read`; the end of the channel is the end of input.
