@@ -11,6 +11,7 @@ use signpost::{SetId, SetPartitions, SignpostDisk};
 use snafu::ResultExt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use update_metadata::error::error_chain;
 
 /// Files of the booted image the node exposes under its sysroot.
 const EXPOSED: [&str; 3] = [
@@ -187,7 +188,7 @@ impl Node {
                 if !marked_before {
                     record::record_failed_version(&self.sysroot, &version.to_string())?;
                 }
-                return self.finish(rec, Outcome::MigrationFailed, one_line(&e));
+                return self.finish(rec, Outcome::MigrationFailed, error_chain(&e));
             }
         }
         let checks = match health_checks {
@@ -197,12 +198,12 @@ impl Node {
         let checks = match checks {
             Ok(checks) => checks,
             Err(e) if marked_before => {
-                rec.reason = one_line(&e);
+                rec.reason = error_chain(&e);
                 return self.finish(rec, Outcome::Degraded, String::new());
             }
             Err(e) => {
                 record::record_failed_version(&self.sysroot, &version.to_string())?;
-                return self.finish(rec, Outcome::HealthFailed, one_line(&e));
+                return self.finish(rec, Outcome::HealthFailed, error_chain(&e));
             }
         };
         rec.checks = health::run_all(&checks, &self.sysroot);
@@ -284,7 +285,7 @@ impl Node {
             parts.boot.byte_range().start,
             parts.boot.size_bytes(),
         );
-        let params = image_builder::read_boot_params(boot).map_err(|e| one_line(&e))?;
+        let params = image_builder::read_boot_params(boot).map_err(|e| error_chain(&e))?;
         let data = verity::Region::new(
             open()?,
             parts.root.byte_range().start,
@@ -298,13 +299,13 @@ impl Node {
         )
         .map_err(|e| format!("cannot read HASH: {e}"))?;
         verity::verify(&params, data, hash)
-            .map_err(|e| format!("dm-verity refuses ROOT: {}", one_line(&e)))?;
+            .map_err(|e| format!("dm-verity refuses ROOT: {}", error_chain(&e)))?;
         let root = ImageRegion::new(
             open()?,
             parts.root.byte_range().start,
             parts.root.size_bytes(),
         );
-        image_builder::read_root_info(root).map_err(|e| one_line(&e))
+        image_builder::read_root_info(root).map_err(|e| error_chain(&e))
     }
 
     /// The version in a set's ROOT without verifying it: only for the record of a failed try.
@@ -390,21 +391,6 @@ pub fn partition_device(disk: &Path, number: u32) -> String {
     } else {
         format!("{name}{number}")
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
 }
 
 #[cfg(test)]

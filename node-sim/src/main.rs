@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use node_sim::{Node, Outcome};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use update_metadata::error::error_chain;
 
 /// Boots a node that lives in a directory: bootloader, dm-verity check, migrator, health gate.
 #[derive(Debug, Parser)]
@@ -94,7 +95,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("node-sim: {}", one_line(&e));
+            eprintln!("node-sim: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -227,20 +228,6 @@ fn print_records(records: &[node_sim::BootRecord], json: bool) {
             println!("  why: {}", rec.reason);
         }
     }
-}
-
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match runtime.block_on(args.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}", cli::one_line(&e));
+            eprintln!("{}", update_metadata::error::error_chain(&e));
             ExitCode::FAILURE
         }
     }

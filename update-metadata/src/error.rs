@@ -27,6 +27,23 @@ pub fn one_line(message: &impl std::fmt::Display) -> String {
         .collect()
 }
 
+/// An error and its causes on one line, `error: cause: cause`, leaving out a cause whose text
+/// the line already holds (many errors print their source in their own message). Line breaks
+/// (a tool's stderr quoted in a message) become spaces.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line.replace(['\r', '\n'], " ")
+}
+
 /// Everything that can go wrong in this crate.
 #[derive(Debug, Snafu)]
 #[snafu(visibility(pub(crate)))]
@@ -337,5 +354,46 @@ impl Error {
             field: field.into(),
             source: Box::new(self),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message may or may not repeat its cause's.
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn a_chain_is_one_line_and_says_each_cause_once() {
+        let io = Layer("permission denied\n(os error 13)".into(), None);
+        let read = Layer(
+            "cannot read a.json: permission denied".into(),
+            Some(io.into()),
+        );
+        let top = Layer("cannot load the repository".into(), Some(read.into()));
+        assert_eq!(
+            error_chain(&top),
+            "cannot load the repository: cannot read a.json: permission denied: \
+             permission denied (os error 13)"
+        );
+        let repeated = Layer(
+            "fetch failed: timed out".into(),
+            Some(Layer("timed out".into(), None).into()),
+        );
+        assert_eq!(error_chain(&repeated), "fetch failed: timed out");
     }
 }

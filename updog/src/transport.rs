@@ -344,14 +344,7 @@ impl Stream for ChannelStream {
 
 /// A reqwest error with its causes, on one line.
 fn one_line_error(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    crate::config::one_line(&text)
+    crate::config::one_line(&update_metadata::error::error_chain(e))
 }
 
 #[cfg(test)]
