@@ -7,7 +7,9 @@
 //!   loop Bottlerocket's updog runs (tough's target stream, an lz4 frame decoder, a file,
 //!   fsync; one thread), both writing ROOT only. GNU time (`/usr/bin/time`) gives wall time,
 //!   CPU time and peak RSS; `UPDOG_BENCH_ROUNDS` rounds (default 6): the first is cold, the
-//!   table gives the medians of the others.
+//!   table gives the medians of the others. With the `stream` part, each round also times the
+//!   same release published without chunk indexes to a second repository and node: the lz4
+//!   streams that updog installs when a release has no index or the server ignores Range.
 //! - resume: an install killed (SIGKILL), or stopped (SIGTERM), when half of ROOT's chunk bytes
 //!   are in, then run again: the bytes fetched twice.
 //! - delta: releases whose ROOT differs from the running one in about 1 %, 10 % and 50 % of its
@@ -17,7 +19,8 @@
 //!   index and requests.
 //!
 //! `cargo bench -p updog --bench install` (see docs/benchmarks.md). `UPDOG_BENCH_PARTS` picks
-//! some of the parts (comma-separated: `full`, `resume`, `delta`, `chunk-size`; default all);
+//! some of the parts (comma-separated: `full`, `stream`, `resume`, `delta`, `chunk-size`;
+//! default all);
 //! `UPDOG_BENCH_CHUNK_SIZE` publishes with another chunk size (bytes).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -58,7 +61,7 @@ fn main() {
     let mib: u64 = env_or("UPDOG_BENCH_MIB", 1024);
     let rounds: usize = env_or("UPDOG_BENCH_ROUNDS", 6).max(2);
     let parts = std::env::var("UPDOG_BENCH_PARTS")
-        .unwrap_or_else(|_| "full,resume,delta,chunk-size".to_string());
+        .unwrap_or_else(|_| "full,stream,resume,delta,chunk-size".to_string());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let work = tempfile::Builder::new()
         .prefix("updog-bench-")
@@ -128,12 +131,44 @@ fn main() {
         &sysroot,
     ];
 
+    // The same release without chunk indexes, in a second repository served to a second node
+    // (its images carry the first repository's root.json, which the install does not read).
+    let streamed = part("stream").then(|| {
+        let repo = TestRepo::create(&work.path().join("publisher-stream"), "bench", "x86_64")
+            .expect("repo");
+        let first = repo
+            .release("1.0.0", &[], &PublishOptions::default())
+            .expect("first release");
+        repo.publish(&big, &PublishOptions::default())
+            .expect("publish");
+        let server = HttpServer::serve(&repo.base()).expect("server");
+        let spec = NodeSpec {
+            urls: Some(repo.urls(&server.url())),
+            ..node_spec.clone()
+        };
+        let node = TestNode::create(&work.path().join("node-stream"), &first, &spec).expect("node");
+        (repo, server, node)
+    });
+    let stream_sysroot = streamed
+        .as_ref()
+        .map(|(_, _, node)| node.sysroot.display().to_string());
+    let stream_args = stream_sysroot.as_deref().map(|sysroot| {
+        [
+            updog.to_str().expect("path"),
+            "update-image",
+            "--progress",
+            "none",
+            "--sysroot",
+            sysroot,
+        ]
+    });
+
     println!(
         "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4\n",
         copied >> 20,
         big.images.root.lz4_size as f64 / 1048576.0,
     );
-    if part("full") {
+    if part("full") || part("stream") {
         // What the machine does alone: download the ROOT stream, write the raw ROOT durably.
         let parts = [
             format!("curl -sS --fail -o /dev/null '{url}'"),
@@ -142,6 +177,10 @@ fn main() {
                 big.images.root.path.display()
             ),
         ];
+        let stream = streamed
+            .as_ref()
+            .zip(stream_args.as_ref())
+            .map(|((_, _, node), args)| (node, &args[..]));
         full_install(
             &node,
             rounds,
@@ -149,6 +188,7 @@ fn main() {
             &loop_args,
             &updog_args,
             &parts,
+            stream,
             mib << 20,
         );
     }
@@ -170,7 +210,9 @@ fn main() {
 }
 
 /// Full install: updog, the pipeline and the loop, `rounds` rounds; and `alone`, the download
-/// and the durable write on their own.
+/// and the durable write on their own; with `stream` (a node and its updog command), updog
+/// installing the release published without chunk indexes, in the same rounds.
+#[allow(clippy::too_many_arguments)]
 fn full_install(
     node: &TestNode,
     rounds: usize,
@@ -178,29 +220,48 @@ fn full_install(
     loop_args: &[String],
     updog_args: &[&str],
     alone: &[String; 2],
+    stream: Option<(&TestNode, &[&str])>,
     image_bytes: u64,
 ) {
-    let mut warm: Vec<[Measured; 5]> = Vec::new();
+    // `UPDOG_BENCH_WRAP` (e.g. `perf record -g --`) goes in front of updog's command.
+    let wrap = std::env::var("UPDOG_BENCH_WRAP").ok();
+    let run_updog = |args: &[&str]| {
+        let mut argv: Vec<&str> = wrap
+            .as_deref()
+            .map_or(Vec::new(), |w| w.split_whitespace().collect());
+        argv.extend_from_slice(args);
+        time(&argv)
+    };
+    let mut warm: Vec<Vec<Measured>> = Vec::new();
     for round in 0..rounds {
         let download = time(&["sh", "-c", &alone[0]]);
         let write = time(&["sh", "-c", &alone[1]]);
         let pipe = time(&["sh", "-c", pipeline]);
         let lp = time(&loop_args.iter().map(String::as_str).collect::<Vec<_>>());
         garbage_b(node);
-        let ours = match std::env::var("UPDOG_BENCH_WRAP") {
-            Ok(wrap) => {
-                let mut argv: Vec<&str> = wrap.split_whitespace().collect();
-                argv.extend_from_slice(updog_args);
-                time(&argv)
-            }
-            Err(_) => time(updog_args),
-        };
+        let ours = run_updog(updog_args);
+        let streamed = stream.map(|(node, args)| {
+            garbage_b(node);
+            run_updog(args)
+        });
         eprintln!(
-            "round {round}: updog {:.2}s, pipeline {:.2}s, loop {:.2}s (download alone {:.2}s, durable write alone {:.2}s)",
-            ours.wall, pipe.wall, lp.wall, download.wall, write.wall
+            "round {round}: updog {:.2}s{}, pipeline {:.2}s, loop {:.2}s (download alone {:.2}s, durable write alone {:.2}s)",
+            ours.wall,
+            streamed
+                .as_ref()
+                .map_or(String::new(), |m| format!(" (streamed {:.2}s)", m.wall)),
+            pipe.wall,
+            lp.wall,
+            download.wall,
+            write.wall
         );
         if round > 0 {
-            warm.push([ours, pipe, lp, download, write]);
+            warm.push(
+                [ours, pipe, lp, download, write]
+                    .into_iter()
+                    .chain(streamed)
+                    .collect(),
+            );
         }
     }
     let image = image_bytes as f64 / 1e6;
@@ -213,8 +274,9 @@ fn full_install(
         "Bottlerocket's loop: tough stream → lz4 frame → file → fsync, one thread (ROOT only)",
         "alone: download the ROOT stream (curl -o /dev/null)",
         "alone: write the raw ROOT durably (dd conv=fsync from the page cache)",
+        "updog update-image, streamed: no chunk index (ROOT+BOOT+HASH, verified on disk)",
     ];
-    let medians: Vec<Measured> = (0..names.len())
+    let medians: Vec<Measured> = (0..warm[0].len())
         .map(|k| Measured::median(warm.iter().map(|r| &r[k])))
         .collect();
     for (name, m) in names.iter().zip(&medians) {
@@ -226,20 +288,29 @@ fn full_install(
             m.rss_kib as f64 / 1024.0
         );
     }
-    let ratio = |k: usize| {
+    // How many times faster than `ours` the install in column k is (median of the rounds).
+    let ratio = |ours: usize, k: usize| {
         median(
             warm.iter()
-                .map(|r| r[k].wall / r[0].wall)
+                .map(|r| r[k].wall / r[ours].wall)
                 .collect::<Vec<_>>(),
         )
     };
     println!(
         "\nspeed-up (median of per-round ratios): {:.2}× the pipeline, {:.2}× the loop; CPU time \
          {:.2}× the loop's",
-        ratio(1),
-        ratio(2),
+        ratio(0, 1),
+        ratio(0, 2),
         medians[0].cpu / medians[2].cpu
     );
+    if medians.len() > 5 {
+        println!(
+            "streamed: {:.2}× the pipeline, {:.2}× the loop; CPU time {:.2}× the loop's",
+            ratio(5, 1),
+            ratio(5, 2),
+            medians[5].cpu / medians[2].cpu
+        );
+    }
 }
 
 /// Resume: an install killed at 50 %, then run again.
