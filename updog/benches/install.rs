@@ -37,6 +37,8 @@ struct Measured {
     wall: f64,
     cpu: f64,
     rss_kib: u64,
+    /// CPU time the hypervisor gave to others while the command ran (steal, all cores).
+    steal: f64,
 }
 
 fn main() {
@@ -245,8 +247,9 @@ fn full_install(
             run_updog(args)
         });
         eprintln!(
-            "round {round}: updog {:.2}s{}, pipeline {:.2}s, loop {:.2}s (download alone {:.2}s, durable write alone {:.2}s)",
+            "round {round}: updog {:.2}s (steal {:.2}s){}, pipeline {:.2}s, loop {:.2}s (download alone {:.2}s, durable write alone {:.2}s)",
             ours.wall,
+            ours.steal,
             streamed
                 .as_ref()
                 .map_or(String::new(), |m| format!(" (streamed {:.2}s)", m.wall)),
@@ -266,8 +269,10 @@ fn full_install(
     }
     let image = image_bytes as f64 / 1e6;
     println!("median of {} warm rounds\n", warm.len());
-    println!("| full install | wall s | MB/s (decompressed ROOT) | CPU s | peak RSS MiB |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| full install | wall s | MB/s (decompressed ROOT) | CPU s | peak RSS MiB | steal s |"
+    );
+    println!("|---|---|---|---|---|---|");
     let names = [
         "updog update-image, chunked (ROOT+BOOT+HASH, every chunk verified on disk)",
         "curl \\| lz4 -dc \\| dd conv=fsync (ROOT only, nothing verified on disk)",
@@ -281,11 +286,12 @@ fn full_install(
         .collect();
     for (name, m) in names.iter().zip(&medians) {
         println!(
-            "| {name} | {:.2} | {:.0} | {:.2} | {:.1} |",
+            "| {name} | {:.2} | {:.0} | {:.2} | {:.1} | {:.2} |",
             m.wall,
             image / m.wall,
             m.cpu,
-            m.rss_kib as f64 / 1024.0
+            m.rss_kib as f64 / 1024.0,
+            m.steal
         );
     }
     // How many times faster than `ours` the install in column k is (median of the rounds).
@@ -764,12 +770,14 @@ impl Measured {
             wall: median(all.iter().map(|m| m.wall).collect()),
             cpu: median(all.iter().map(|m| m.cpu).collect()),
             rss_kib: all.iter().map(|m| m.rss_kib).max().unwrap_or(0),
+            steal: median(all.iter().map(|m| m.steal).collect()),
         }
     }
 }
 
 /// Runs `argv` under GNU time; panics if it fails.
 fn time(argv: &[&str]) -> Measured {
+    let stolen = steal_seconds();
     let out = Command::new("/usr/bin/time")
         .args(["-f", "TIME %e %U %S %M"])
         .args(argv)
@@ -790,7 +798,20 @@ fn time(argv: &[&str]) -> Measured {
         wall: f[0],
         cpu: f[1] + f[2],
         rss_kib: f[3] as u64,
+        steal: steal_seconds() - stolen,
     }
+}
+
+/// The machine's steal time so far, in seconds (summed over cores): the time a virtual machine's
+/// CPUs were runnable but the hypervisor ran something else. `/proc/stat`'s first line, eighth
+/// value, in clock ticks (100 a second on Linux); 0 where it cannot be read.
+fn steal_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .next()
+        .and_then(|cpu| cpu.split_whitespace().nth(8))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |ticks| ticks / 100.0)
 }
 
 /// Copies regular files from /usr into `dst` until `budget` bytes.
