@@ -43,5 +43,5 @@ pub use bins::{binary, run_signpost, run_updog, signpost_command, updog_command}
 pub use error::{Error, Result};
 pub use node::{DISK_IMAGE, NodeSpec, TestNode};
 pub use repo::{BuiltRelease, PublishOptions, TestRepo, block_on};
-pub use server::{Fault, HttpServer, LoggedRequest};
+pub use server::{Fault, HttpServer, LoggedRequest, TRICKLE};
 pub use world::{ServedNode, tools_present};

@@ -28,6 +28,9 @@ pub enum Fault {
     DropAfter(u64),
     /// Send the first `n` bytes, then nothing for the duration, then the rest.
     StallAfter(u64, Duration),
+    /// Send the first `n` bytes, then the rest [`TRICKLE`] bytes at a time, one piece per
+    /// interval: a server that never stalls long enough for a read timeout but never delivers.
+    TrickleAfter(u64, Duration),
     /// Send the first `n` bytes, then nothing until [`HttpServer::resume`], then the rest: a
     /// transfer that is in flight for exactly as long as a test needs, without a timer.
     PauseAfter(u64),
@@ -40,6 +43,9 @@ pub enum Fault {
     /// Ignore Range headers: answer every request with the whole file.
     NoRange,
 }
+
+/// The bytes a [`Fault::TrickleAfter`] body sends at a time.
+pub const TRICKLE: usize = 16;
 
 /// One logged request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +258,7 @@ async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: N
         Some(Fault::DropAfter(n)) => Some((n, Cut::Drop)),
         Some(Fault::StallAfter(n, d)) => Some((n, Cut::Stall(d))),
         Some(Fault::PauseAfter(n)) => Some((n, Cut::Pause(shared.clone()))),
+        Some(Fault::TrickleAfter(n, every)) => Some((n, Cut::Trickle(every))),
         _ => None,
     };
     let counted = count_body(body, entry, cut);
@@ -267,6 +274,8 @@ enum Cut {
     Stall(Duration),
     /// Nothing is sent until the server's next resume.
     Pause(Arc<Shared>),
+    /// [`TRICKLE`] bytes per interval, to the end.
+    Trickle(Duration),
 }
 
 /// Counts a body as paused while it lives (also when the client goes away mid-pause and the
@@ -321,6 +330,20 @@ fn count_body(body: Body, entry: Arc<Mutex<LoggedRequest>>, cut: Option<(u64, Cu
                         }
                         Cut::Stall(d) => tokio::time::sleep(d).await,
                         Cut::Pause(shared) => pause(&shared).await,
+                        Cut::Trickle(every) => {
+                            tokio::time::sleep(every).await;
+                            let rest = chunk.split_off(chunk.len().min(TRICKLE));
+                            let sent = sent + chunk.len() as u64;
+                            lock(&entry).body_bytes = sent;
+                            let stream = if rest.is_empty() {
+                                stream
+                            } else {
+                                futures_util::stream::once(async move { Ok(rest) })
+                                    .chain(stream)
+                                    .boxed()
+                            };
+                            return Some((Ok(chunk), (stream, entry, cut, sent, false)));
+                        }
                     }
                     // Stall or pause once; then send normally.
                     let next = (

@@ -2,8 +2,10 @@
 //! (offline repositories; the URL is decoded as a file path, so a target name with a space or
 //! another escaped character is found).
 //!
-//! HTTP has a connect timeout and an idle timeout per read, and no whole-request timeout: a
-//! stalled transfer times out, a large one on a slow link does not. Failed requests (connection
+//! HTTP has a connect timeout, an idle timeout per read and a minimum rate, and no
+//! whole-request timeout: a stalled transfer times out, and so does one that trickles (fewer
+//! than [`HttpSettings::low_speed_limit`] bytes a second over [`HttpSettings::low_speed_time`]
+//! of waiting for the network), while a large one on a slow link does not. Failed requests (connection
 //! errors, 5xx, 429) are retried with exponential backoff. A connection dropped mid-body is
 //! resumed with `Range: bytes=<offset>-` from the byte reached (or restarted, skipping what was
 //! already delivered, if the server ignores Range), up to the same number of tries; then the
@@ -30,6 +32,12 @@ pub struct HttpSettings {
     pub connect_timeout: Duration,
     /// Each read must deliver something within this.
     pub read_timeout: Duration,
+    /// A body must deliver at least this many bytes a second, on average over each
+    /// `low_speed_time` spent waiting for it (time spent waiting for our own writer does not
+    /// count).
+    pub low_speed_limit: u64,
+    /// The window of [`HttpSettings::low_speed_limit`].
+    pub low_speed_time: Duration,
     /// How many times a request (or a resumed body) is tried in all.
     pub tries: u32,
     /// The pause after the first failure.
@@ -43,6 +51,8 @@ impl Default for HttpSettings {
         HttpSettings {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            low_speed_limit: 1024,
+            low_speed_time: Duration::from_secs(60),
             tries: 4,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
@@ -51,15 +61,19 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// Settings from the environment's `UPDOG_READ_TIMEOUT_MS` (tests shorten it), else
-    /// the defaults.
+    /// Settings from the environment's `UPDOG_READ_TIMEOUT_MS`, `UPDOG_LOW_SPEED_LIMIT` (bytes
+    /// a second) and `UPDOG_LOW_SPEED_TIME_MS` (tests shorten them), else the defaults.
     pub fn from_env() -> HttpSettings {
         let mut settings = HttpSettings::default();
-        if let Some(ms) = std::env::var("UPDOG_READ_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
+        let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        if let Some(ms) = number("UPDOG_READ_TIMEOUT_MS") {
             settings.read_timeout = Duration::from_millis(ms);
+        }
+        if let Some(limit) = number("UPDOG_LOW_SPEED_LIMIT") {
+            settings.low_speed_limit = limit;
+        }
+        if let Some(ms) = number("UPDOG_LOW_SPEED_TIME_MS") {
+            settings.low_speed_time = Duration::from_millis(ms);
         }
         settings
     }
@@ -231,8 +245,9 @@ impl UpdogTransport {
     ) {
         let mut offset = 0u64;
         let mut resumes = 0u32;
+        let mut meter = self.meter();
         loop {
-            match response.chunk().await {
+            match meter.next(&mut response).await {
                 Ok(Some(mut chunk)) => {
                     if skip > 0 {
                         let drop = skip.min(chunk.len() as u64);
@@ -248,9 +263,8 @@ impl UpdogTransport {
                     }
                 }
                 Ok(None) => return,
-                Err(e) => {
+                Err(reason) => {
                     resumes += 1;
-                    let reason = one_line_error(&e);
                     if resumes >= self.settings.tries {
                         let err = TransportError::new_with_cause(
                             TransportErrorKind::Other,
@@ -266,6 +280,7 @@ impl UpdogTransport {
                         Ok((next, next_skip)) => {
                             response = next;
                             skip = next_skip;
+                            meter = self.meter();
                         }
                         Err(err) => {
                             let _ = tx.send(Err(err)).await;
@@ -342,6 +357,77 @@ impl Stream for ChannelStream {
     }
 }
 
+impl UpdogTransport {
+    /// A new rate check for one response's body.
+    pub(crate) fn meter(&self) -> RateMeter {
+        RateMeter {
+            limit: self.settings.low_speed_limit,
+            window: self.settings.low_speed_time,
+            waited: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+}
+
+/// Reads a body piece by piece and fails it when it trickles: fewer than `limit` bytes a second
+/// over a `window` of time spent waiting for it.
+#[derive(Debug)]
+pub(crate) struct RateMeter {
+    limit: u64,
+    window: Duration,
+    /// Time spent waiting for the body in the current window, and the bytes it delivered.
+    waited: Duration,
+    bytes: u64,
+}
+
+impl RateMeter {
+    /// The body's next piece, `Ok(None)` at its end; `Err` names what went wrong, on one line.
+    pub(crate) async fn next(
+        &mut self,
+        response: &mut reqwest::Response,
+    ) -> Result<Option<Bytes>, String> {
+        if self.limit == 0 || self.window.is_zero() {
+            return response.chunk().await.map_err(|e| one_line_error(&e));
+        }
+        loop {
+            let left = self.window.saturating_sub(self.waited);
+            let started = std::time::Instant::now();
+            // `chunk` may be dropped unfinished: a body keeps what it has not handed out.
+            let piece = tokio::time::timeout(left, response.chunk()).await;
+            self.waited += started.elapsed();
+            match piece {
+                Ok(Ok(Some(piece))) => {
+                    self.bytes += piece.len() as u64;
+                    self.check()?;
+                    return Ok(Some(piece));
+                }
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(e)) => return Err(one_line_error(&e)),
+                Err(_) => self.check()?,
+            }
+        }
+    }
+
+    /// At the end of a window: fails if the body was too slow in it, else starts the next.
+    fn check(&mut self) -> Result<(), String> {
+        if self.waited < self.window {
+            return Ok(());
+        }
+        let needed = u128::from(self.limit) * self.waited.as_millis() / 1000;
+        if u128::from(self.bytes) < needed {
+            return Err(format!(
+                "the transfer is slower than {} bytes/s ({} bytes in {:.1} s)",
+                self.limit,
+                self.bytes,
+                self.waited.as_secs_f64()
+            ));
+        }
+        self.waited = Duration::ZERO;
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 /// A reqwest error with its causes, on one line.
 fn one_line_error(e: &reqwest::Error) -> String {
     crate::config::one_line(&update_metadata::error::error_chain(e))
@@ -350,6 +436,29 @@ fn one_line_error(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_is_judged_at_the_end_of_each_window_of_waiting() {
+        let mut meter = RateMeter {
+            limit: 1000,
+            window: Duration::from_secs(2),
+            waited: Duration::from_secs(1),
+            bytes: 10,
+        };
+        // Half a window: too early to say.
+        assert!(meter.check().is_ok());
+        meter.waited = Duration::from_secs(2);
+        meter.bytes = 1999;
+        let reason = meter.check().unwrap_err();
+        assert!(
+            reason.contains("slower than 1000 bytes/s (1999 bytes in 2.0 s)"),
+            "{reason}"
+        );
+        // Exactly the rate passes, and the next window starts from nothing.
+        meter.bytes = 2000;
+        assert!(meter.check().is_ok());
+        assert_eq!((meter.waited, meter.bytes), (Duration::ZERO, 0));
+    }
 
     #[tokio::test]
     async fn a_file_url_with_an_escaped_name_is_read() {

@@ -412,4 +412,45 @@ fn a_connection_dropped_mid_body_is_resumed_once_and_refused_when_it_always_drop
     assert!(!line.contains('\n'));
 }
 
+#[test]
+fn a_trickling_transfer_is_cut_off_below_the_minimum_rate_and_refused() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.1.0");
+    let name = file_name(&world.target_file("1.1.0-root.ext4.lz4"));
+    // After 4000 bytes, 16 bytes every 50 ms (320 bytes/s): never still long enough for the read
+    // timeout, never done. Every request for ROOT, resumed ones too, trickles.
+    world.server.inject(
+        &name,
+        Fault::TrickleAfter(4000, std::time::Duration::from_millis(50)),
+        None,
+    );
+    let mut command =
+        testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "none"]);
+    command
+        .env("UPDOG_LOW_SPEED_LIMIT", "2000")
+        .env("UPDOG_LOW_SPEED_TIME_MS", "1000");
+    let line = assert_command_refused(
+        &world,
+        command,
+        &[&name, "slower than 2000 bytes/s", "tries"],
+    );
+    assert!(!line.contains('\n'));
+    // Each cut-off was resumed from the byte reached, as a dropped connection is.
+    let resumed: Vec<String> = world
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&name))
+        .filter_map(|r| r.range)
+        .collect();
+    assert_eq!(resumed.len(), 3, "{resumed:?}");
+    for range in &resumed {
+        let from: u64 = range["bytes=".len()..range.len() - 1].parse().unwrap();
+        assert!(from > 4000, "{range}");
+    }
+}
+
 use std::io::Read as _;

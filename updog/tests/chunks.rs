@@ -370,6 +370,39 @@ fn a_server_without_range_support_gets_the_lz4_stream() {
 }
 
 #[test]
+fn a_trickling_chunk_file_is_cut_off_below_the_minimum_rate_and_refused() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    release(&world, &[5]);
+    let name = world
+        .target_file("1.1.0-root.ext4.lz4.chunks")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // After 4000 bytes of each Range answer, 16 bytes every 50 ms (320 bytes/s).
+    world.server.inject(
+        &name,
+        Fault::TrickleAfter(4000, Duration::from_millis(50)),
+        None,
+    );
+    world.server.clear_requests();
+    let mut command =
+        testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "none"]);
+    command
+        .env("UPDOG_LOW_SPEED_LIMIT", "2000")
+        .env("UPDOG_LOW_SPEED_TIME_MS", "1000");
+    let line = common::assert_command_refused(
+        &world,
+        command,
+        &[&name, "slower than 2000 bytes/s", "tries"],
+    );
+    assert!(!line.contains('\n'));
+}
+
+#[test]
 fn a_file_url_repository_installs_from_chunks() {
     if !tools_present() {
         return;

@@ -1121,16 +1121,17 @@ async fn fetch_request(
                     }
                 };
                 let mut buf = BytesMut::new();
+                let mut meter = transport.meter();
                 let failed = loop {
                     let body = tokio::select! {
                         biased;
                         () = abort.cancelled() => return error::CancelledSnafu.fail(),
-                        body = response.chunk() => body,
+                        body = meter.next(&mut response) => body,
                     };
                     let piece = match body {
                         Ok(Some(piece)) => piece,
                         Ok(None) => break None,
-                        Err(e) => break Some(e.to_string()),
+                        Err(reason) => break Some(reason),
                     };
                     buf.extend_from_slice(&piece);
                     while let Some(&(_, chunk, _)) = chunks.peek() {

@@ -129,10 +129,19 @@ pub fn assert_inactive_unbootable(node: &TestNode) {
 /// Runs `update-image` and checks it is refused with a one-line error containing `needles`,
 /// set B left unbootable and set A unchanged. Returns the error line.
 pub fn assert_install_refused(world: &World, args: &[&str], needles: &[&str]) -> String {
-    let before = active_fingerprint(&world.node);
     let mut all = vec!["update-image", "--progress", "none"];
     all.extend_from_slice(args);
-    let line = refused(&world.updog(&all), needles);
+    assert_command_refused(
+        world,
+        testsys::updog_command(&world.node.sysroot, &all),
+        needles,
+    )
+}
+
+/// [`assert_install_refused`] for an updog command the test built (its own environment, say).
+pub fn assert_command_refused(world: &World, mut command: Command, needles: &[&str]) -> String {
+    let before = active_fingerprint(&world.node);
+    let line = refused(&command.output().unwrap(), needles);
     eprintln!("refused: {line}");
     assert_inactive_unbootable(&world.node);
     assert_eq!(active_fingerprint(&world.node), before, "set A changed");
