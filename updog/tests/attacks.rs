@@ -427,14 +427,9 @@ fn a_trickling_transfer_is_cut_off_below_the_minimum_rate_and_refused() {
         Fault::TrickleAfter(4000, std::time::Duration::from_millis(50)),
         None,
     );
-    let mut command =
-        testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "none"]);
-    command
-        .env("UPDOG_LOW_SPEED_LIMIT", "2000")
-        .env("UPDOG_LOW_SPEED_TIME_MS", "1000");
     let line = assert_command_refused(
         &world,
-        command,
+        update_image_with_min_rate(&world),
         &[&name, "slower than 2000 bytes/s", "tries"],
     );
     assert!(!line.contains('\n'));

@@ -138,6 +138,17 @@ pub fn assert_install_refused(world: &World, args: &[&str], needles: &[&str]) ->
     )
 }
 
+/// `update-image` with a minimum rate of 2000 bytes a second over each second of waiting: a
+/// body that trickles is cut off in a second instead of a minute.
+pub fn update_image_with_min_rate(world: &World) -> Command {
+    let mut command =
+        testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "none"]);
+    command
+        .env("UPDOG_LOW_SPEED_LIMIT", "2000")
+        .env("UPDOG_LOW_SPEED_TIME_MS", "1000");
+    command
+}
+
 /// [`assert_install_refused`] for an updog command the test built (its own environment, say).
 pub fn assert_command_refused(world: &World, mut command: Command, needles: &[&str]) -> String {
     let before = active_fingerprint(&world.node);
