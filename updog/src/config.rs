@@ -24,7 +24,7 @@ use url::Url;
 pub const DEFAULT_REBOOT_COMMAND: [&str; 2] = ["systemctl", "reboot"];
 
 /// The fields updog knows.
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 10] = [
     "metadata_base_url",
     "targets_base_url",
     "seed",
@@ -33,6 +33,8 @@ const KNOWN: [&str; 8] = [
     "https_proxy",
     "no_proxy",
     "reboot_command",
+    "low_speed_limit",
+    "low_speed_time",
 ];
 
 /// updog's validated configuration.
@@ -54,6 +56,11 @@ pub struct Config {
     pub no_proxy: Vec<String>,
     /// The command `--reboot` runs.
     pub reboot_command: Vec<String>,
+    /// The least bytes a second a download must deliver over `low_speed_time` (0: no minimum);
+    /// `None`: the default.
+    pub low_speed_limit: Option<u64>,
+    /// The window of `low_speed_limit`, in seconds; `None`: the default.
+    pub low_speed_time: Option<u64>,
     /// Fields we do not know (ignored, warned about).
     pub unknown_fields: Vec<String>,
 }
@@ -202,6 +209,27 @@ impl Config {
                 ));
             }
         };
+        let integer = |field: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>> {
+            match table.get(field) {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) => u64::try_from(*n)
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        bad(
+                            field,
+                            format!("{n} is not in {}..={}", range.start(), range.end()),
+                        )
+                    }),
+                Some(other) => Err(bad(
+                    field,
+                    format!("expected an integer, found {}", other.type_str()),
+                )),
+            }
+        };
+        let low_speed_limit = integer("low_speed_limit", 0..=u64::from(u32::MAX))?;
+        let low_speed_time = integer("low_speed_time", 1..=86_400)?;
         let unknown_fields = table
             .keys()
             .filter(|k| !KNOWN.contains(&k.as_str()))
@@ -216,6 +244,8 @@ impl Config {
             https_proxy,
             no_proxy,
             reboot_command,
+            low_speed_limit,
+            low_speed_time,
             unknown_fields,
         })
     }
@@ -285,6 +315,52 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses_with_every_field_known() {
+        let doc = include_str!("../../docs/formats-updog.md");
+        let example = doc
+            .split("<!-- updog-toml -->")
+            .nth(1)
+            .and_then(|s| s.split("```toml").nth(1))
+            .and_then(|s| s.split("```").next())
+            .unwrap();
+        let config = parse(example).unwrap();
+        assert!(
+            config.unknown_fields.is_empty(),
+            "{:?}",
+            config.unknown_fields
+        );
+        assert_eq!(config.seed, Some(Seed::new(1234).unwrap()));
+        assert_eq!(config.no_proxy, ["localhost", ".internal.example.com"]);
+        assert_eq!(
+            (config.low_speed_limit, config.low_speed_time),
+            (Some(1024), Some(60))
+        );
+    }
+
+    #[test]
+    fn the_minimum_rate_comes_from_the_config_or_the_default() {
+        use crate::transport::HttpSettings;
+        use std::time::Duration;
+        let config = parse(&format!(
+            "{BASE}low_speed_limit = 100\nlow_speed_time = 300\n"
+        ))
+        .unwrap();
+        assert_eq!(config.low_speed_limit, Some(100));
+        assert!(config.unknown_fields.is_empty());
+        let settings = HttpSettings::from_config(&config);
+        assert_eq!(settings.low_speed_limit, 100);
+        assert_eq!(settings.low_speed_time, Duration::from_secs(300));
+        // 0 turns the minimum off; absent keys keep the defaults (1 KiB/s over 60 s).
+        let off =
+            HttpSettings::from_config(&parse(&format!("{BASE}low_speed_limit = 0\n")).unwrap());
+        assert_eq!(off.low_speed_limit, 0);
+        assert_eq!(
+            HttpSettings::from_config(&parse(BASE).unwrap()),
+            HttpSettings::default()
+        );
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         for (text, field) in [
             (
@@ -296,6 +372,12 @@ mod tests {
             (format!("{BASE}version_lock = \"soon\"\n"), "version_lock"),
             (format!("{BASE}ignore_waves = 1\n"), "ignore_waves"),
             (format!("{BASE}reboot_command = []\n"), "reboot_command"),
+            (format!("{BASE}low_speed_limit = -1\n"), "low_speed_limit"),
+            (
+                format!("{BASE}low_speed_limit = \"fast\"\n"),
+                "low_speed_limit",
+            ),
+            (format!("{BASE}low_speed_time = 0\n"), "low_speed_time"),
             (
                 "metadata_base_url = \"ftp://h/\"\ntargets_base_url = \"http://h/t/\"\n"
                     .to_string(),

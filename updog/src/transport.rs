@@ -61,10 +61,27 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// Settings from the environment's `UPDOG_READ_TIMEOUT_MS`, `UPDOG_LOW_SPEED_LIMIT` (bytes
-    /// a second) and `UPDOG_LOW_SPEED_TIME_MS` (tests shorten them), else the defaults.
-    pub fn from_env() -> HttpSettings {
+    /// The defaults, with updog.toml's `low_speed_limit` and `low_speed_time` and then the
+    /// environment's `UPDOG_READ_TIMEOUT_MS`, `UPDOG_LOW_SPEED_LIMIT` (bytes a second) and
+    /// `UPDOG_LOW_SPEED_TIME_MS` (tests shorten them) over them.
+    pub fn from_config(config: &Config) -> HttpSettings {
         let mut settings = HttpSettings::default();
+        if let Some(limit) = config.low_speed_limit {
+            settings.low_speed_limit = limit;
+        }
+        if let Some(secs) = config.low_speed_time {
+            settings.low_speed_time = Duration::from_secs(secs);
+        }
+        settings.with_env()
+    }
+
+    /// The defaults with the environment's overrides (see [`HttpSettings::from_config`]).
+    pub fn from_env() -> HttpSettings {
+        HttpSettings::default().with_env()
+    }
+
+    fn with_env(self) -> HttpSettings {
+        let mut settings = self;
         let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         if let Some(ms) = number("UPDOG_READ_TIMEOUT_MS") {
             settings.read_timeout = Duration::from_millis(ms);

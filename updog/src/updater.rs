@@ -61,6 +61,7 @@ impl Updater {
     pub fn new(sysroot: &Path, disk: Option<&Path>) -> Result<Updater> {
         let paths = Paths::new(sysroot);
         let config = Config::load(&paths.config)?;
+        let http = HttpSettings::from_config(&config);
         let running = Running::read(&paths.os_release)?;
         let seed = node_seed(config.seed, &paths.seed)?;
         let disk = paths.disk(disk)?;
@@ -70,7 +71,7 @@ impl Updater {
             running,
             seed,
             disk,
-            http: HttpSettings::from_env(),
+            http,
         })
     }
 
