@@ -97,6 +97,25 @@ pub fn markdown_block(markdown: &str, name: &str) -> Option<String> {
     None
 }
 
+/// The first fenced code block after the comment `<!-- marker -->` in a markdown document (the
+/// other way docs/ marks the examples tests parse).
+pub fn marked_block(markdown: &str, marker: &str) -> Option<String> {
+    let after = markdown.split(&format!("<!-- {marker} -->")).nth(1)?;
+    let mut lines = after
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("```"));
+    lines.next()?;
+    let mut block = String::new();
+    for line in lines {
+        if line.trim_start().starts_with("```") {
+            return Some(block);
+        }
+        block.push_str(line);
+        block.push('\n');
+    }
+    None
+}
+
 /// Reads a file of the repository's docs/ folder, from a test of any crate.
 ///
 /// The folder is found from the running test's crate (cargo sets `CARGO_MANIFEST_DIR` when it

@@ -316,14 +316,10 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses_with_every_field_known() {
-        let doc = include_str!("../../docs/formats-updog.md");
-        let example = doc
-            .split("<!-- updog-toml -->")
-            .nth(1)
-            .and_then(|s| s.split("```toml").nth(1))
-            .and_then(|s| s.split("```").next())
-            .unwrap();
-        let config = parse(example).unwrap();
+        let example =
+            test_tools::marked_block(include_str!("../../docs/formats-updog.md"), "updog-toml")
+                .unwrap();
+        let config = parse(&example).unwrap();
         assert!(
             config.unknown_fields.is_empty(),
             "{:?}",

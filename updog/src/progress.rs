@@ -213,13 +213,9 @@ mod tests {
                 .unwrap()
                 .contains("\"phase\":\"mark-valid\"")
         );
-        let doc = include_str!("../../docs/formats-updog.md");
-        let example = doc
-            .split("<!-- progress -->")
-            .nth(1)
-            .and_then(|s| s.split("```json").nth(1))
-            .and_then(|s| s.split("```").next())
-            .unwrap();
+        let example =
+            test_tools::marked_block(include_str!("../../docs/formats-updog.md"), "progress")
+                .unwrap();
         for line in example.trim().lines() {
             let _: ProgressEvent = serde_json::from_str(line).unwrap();
         }

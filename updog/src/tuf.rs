@@ -280,14 +280,10 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("../../docs/formats-updog.md");
-        let json = doc
-            .split("<!-- trusted-state -->")
-            .nth(1)
-            .and_then(|s| s.split("```json").nth(1))
-            .and_then(|s| s.split("```").next())
-            .unwrap();
-        let state: TrustedState = serde_json::from_str(json).unwrap();
+        let json =
+            test_tools::marked_block(include_str!("../../docs/formats-updog.md"), "trusted-state")
+                .unwrap();
+        let state: TrustedState = serde_json::from_str(&json).unwrap();
         assert!(state.root >= 1 && state.role_keys.contains_key("snapshot"));
     }
 }

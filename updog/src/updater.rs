@@ -259,13 +259,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("failed-versions.json");
         assert!(read_failed_versions(&path).unwrap().is_empty());
-        let doc = include_str!("../../docs/formats-updog.md");
-        let example = doc
-            .split("<!-- failed-versions -->")
-            .nth(1)
-            .and_then(|s| s.split("```json").nth(1))
-            .and_then(|s| s.split("```").next())
-            .unwrap();
+        let example = test_tools::marked_block(
+            include_str!("../../docs/formats-updog.md"),
+            "failed-versions",
+        )
+        .unwrap();
         std::fs::write(&path, example).unwrap();
         let versions = read_failed_versions(&path).unwrap();
         assert!(versions.contains(&Version::new(1, 2, 0)));
