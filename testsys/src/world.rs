@@ -18,7 +18,8 @@ pub fn tools_present() -> bool {
 
 /// A repository ([`ServedNode::VARIANT`], [`ServedNode::ARCH`]) with a first release published,
 /// an [`HttpServer`] serving it, and a [`TestNode`] booted from that release in set A whose
-/// `etc/updog.toml` points at the server, with seed [`ServedNode::SEED`]. Everything lives in `work`, removed on drop.
+/// `etc/updog.toml` points at the server, with seed [`ServedNode::SEED`]. Everything lives in
+/// `work`, removed on drop.
 #[derive(Debug)]
 pub struct ServedNode {
     /// The repository, in `work/publisher`.

@@ -5,12 +5,13 @@
 //! HTTP has a connect timeout, an idle timeout per read and a minimum rate, and no
 //! whole-request timeout: a stalled transfer times out, and so does one that trickles (fewer
 //! than [`HttpSettings::low_speed_limit`] bytes a second over [`HttpSettings::low_speed_time`]
-//! of waiting for the network), while a large one on a slow link does not. Failed requests (connection
-//! errors, 5xx, 429) are retried with exponential backoff. A connection dropped mid-body is
-//! resumed with `Range: bytes=<offset>-` from the byte reached (or restarted, skipping what was
-//! already delivered, if the server ignores Range), up to the same number of tries; then the
-//! stream ends with an error naming the URL. Bytes are handed on through a small channel, so a
-//! slow consumer slows the download instead of growing memory.
+//! of waiting for the network), while a large one on a slow link does not. Failed requests
+//! (connection errors, 5xx, 429) are retried with exponential backoff. A connection dropped
+//! mid-body, or cut off below the minimum rate, is resumed with `Range: bytes=<offset>-` from
+//! the byte reached (or restarted, skipping what was already delivered, if the server ignores
+//! Range), up to the same number of tries; then the stream ends with an error naming the URL.
+//! Bytes are handed on through a small channel, so a slow consumer slows the download instead
+//! of growing memory.
 
 use crate::config::Config;
 use crate::error::{self, Result};
@@ -80,19 +81,18 @@ impl HttpSettings {
         HttpSettings::default().with_env()
     }
 
-    fn with_env(self) -> HttpSettings {
-        let mut settings = self;
+    fn with_env(mut self) -> HttpSettings {
         let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         if let Some(ms) = number("UPDOG_READ_TIMEOUT_MS") {
-            settings.read_timeout = Duration::from_millis(ms);
+            self.read_timeout = Duration::from_millis(ms);
         }
         if let Some(limit) = number("UPDOG_LOW_SPEED_LIMIT") {
-            settings.low_speed_limit = limit;
+            self.low_speed_limit = limit;
         }
         if let Some(ms) = number("UPDOG_LOW_SPEED_TIME_MS") {
-            settings.low_speed_time = Duration::from_millis(ms);
+            self.low_speed_time = Duration::from_millis(ms);
         }
-        settings
+        self
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -252,6 +252,16 @@ impl UpdogTransport {
         self.settings.tries
     }
 
+    /// A new rate check for one response's body.
+    pub(crate) fn meter(&self) -> RateMeter {
+        RateMeter {
+            limit: self.settings.low_speed_limit,
+            window: self.settings.low_speed_time,
+            waited: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+
     /// Pumps the body of `response` (and its resumptions) into `tx`.
     async fn pump(
         self,
@@ -371,18 +381,6 @@ impl Stream for ChannelStream {
     type Item = Result<Bytes, TransportError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.0.poll_recv(cx)
-    }
-}
-
-impl UpdogTransport {
-    /// A new rate check for one response's body.
-    pub(crate) fn meter(&self) -> RateMeter {
-        RateMeter {
-            limit: self.settings.low_speed_limit,
-            window: self.settings.low_speed_time,
-            waited: Duration::ZERO,
-            bytes: 0,
-        }
     }
 }
 
