@@ -11,12 +11,9 @@ use std::process::Command;
 
 #[test]
 fn a_release_reads_back_and_verifies() {
-    if !common::have_tools() {
+    let Some((dir, tree)) = common::scratch_tree() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    common::make_tree(&tree);
+    };
     let kernel = dir.path().join("kernel");
     fs::write(&kernel, vec![0xeeu8; 300_000]).unwrap();
     let mut spec = common::spec(&tree);
@@ -69,12 +66,9 @@ fn a_release_reads_back_and_verifies() {
 
 #[test]
 fn lz4_copies_decompress_to_the_images() {
-    if !common::have_tools() {
+    let Some((dir, tree)) = common::scratch_tree() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    common::make_tree(&tree);
+    };
     let release = build_release(&common::spec(&tree), &dir.path().join("out")).unwrap();
     for image in [&release.root, &release.hash, &release.boot] {
         let raw = fs::read(&image.path).unwrap();
@@ -149,12 +143,9 @@ fn builds_are_reproducible() {
 
 #[test]
 fn a_flipped_byte_in_a_file_fails_verification_naming_its_block() {
-    if !common::have_tools() {
+    let Some((dir, tree)) = common::scratch_tree() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    common::make_tree(&tree);
+    };
     let release = build_release(&common::spec(&tree), &dir.path().join("out")).unwrap();
     let mut root = fs::read(&release.root.path).unwrap();
     let marker = common::marker_content();
@@ -180,12 +171,9 @@ fn a_flipped_byte_in_a_file_fails_verification_naming_its_block() {
 
 #[test]
 fn images_are_read_from_partitions_of_a_disk_image() {
-    if !common::have_tools() {
+    let Some((dir, tree)) = common::scratch_tree() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    common::make_tree(&tree);
+    };
     let release = build_release(&common::spec(&tree), &dir.path().join("out")).unwrap();
     // A disk: 1 MiB of junk, then BOOT, ROOT and HASH, each followed by junk.
     let disk_path = dir.path().join("disk.img");
@@ -221,12 +209,9 @@ fn images_are_read_from_partitions_of_a_disk_image() {
 
 #[test]
 fn size_limits_and_mkfs_failures_are_one_line_errors() {
-    if !common::have_tools() {
+    let Some((dir, tree)) = common::scratch_tree() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    common::make_tree(&tree);
+    };
     fs::write(tree.join("big"), vec![1u8; 3 << 20]).unwrap();
 
     let mut spec = common::spec(&tree);
@@ -261,12 +246,9 @@ fn size_limits_and_mkfs_failures_are_one_line_errors() {
 
 #[test]
 fn a_stable_root_uuid_keeps_unchanged_blocks_in_place_across_versions() {
-    if !common::have_tools() {
+    let Some((dir, tree)) = common::scratch_tree() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    common::make_tree(&tree);
+    };
     let build = |version: u64, seed: Option<&str>| {
         let mut spec = common::spec(&tree);
         spec.version = semver::Version::new(1, version, 0);

@@ -4,7 +4,7 @@
 use image_builder::ReleaseSpec;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The TUF root the tests ship.
 pub const ROOT_JSON: &[u8] = br#"{"signed":{"_type":"root","version":1},"signatures":[]}"#;
@@ -22,6 +22,18 @@ pub fn marker_content() -> Vec<u8> {
 /// Whether the tools that build images are here (skips outside CI, fails under CI).
 pub fn have_tools() -> bool {
     test_tools::require_tool("mkfs.ext4").is_some() && test_tools::require_tool("debugfs").is_some()
+}
+
+/// A scratch directory with [`make_tree`]'s tree in its `tree/`, or `None` when the tools are
+/// missing (outside CI: [`have_tools`] fails the test under CI).
+pub fn scratch_tree() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !have_tools() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    Some((dir, tree))
 }
 
 /// A small root tree: a config file, an executable, a symlink and a marker file.
