@@ -97,6 +97,29 @@ pub fn markdown_block(markdown: &str, name: &str) -> Option<String> {
     None
 }
 
+/// Every fenced code block of a markdown text opened by exactly "```lang" (a block whose info
+/// string names a file, such as "```json manifest.json", is not one of them), in order.
+pub fn fenced_blocks(markdown: &str, lang: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        let info = line.trim().strip_prefix("```");
+        match (&mut current, info) {
+            (None, Some(info)) if info == lang => current = Some(String::new()),
+            (Some(block), Some("")) => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line.trim_end());
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
 /// The first fenced code block after the comment `<!-- marker -->` in a markdown document (the
 /// other way docs/ marks the examples tests parse).
 pub fn marked_block(markdown: &str, marker: &str) -> Option<String> {
@@ -136,6 +159,14 @@ mod tests {
     fn finds_a_tool_that_exists_and_not_one_that_does_not() {
         assert!(find_tool("sh").is_some());
         assert!(find_tool("no-such-tool-here-at-all").is_none());
+    }
+
+    #[test]
+    fn collects_the_blocks_of_one_language_and_not_named_ones() {
+        let doc = "text\n```sh\necho a\n```\n```json manifest.json\n{}\n```\n```shell\nx\n```\n\
+                   ```sh\necho b\n\necho c\n```\n```sh\nnever closed\n";
+        assert_eq!(fenced_blocks(doc, "sh"), ["echo a\n", "echo b\n\necho c\n"]);
+        assert!(fenced_blocks(doc, "json").is_empty());
     }
 
     #[test]

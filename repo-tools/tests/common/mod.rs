@@ -80,23 +80,7 @@ pub fn shell_blocks(markdown: &str, section: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("no section '{section}'"));
     let rest = &markdown[start + 1..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in rest[..end].lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```sh") => current = Some(String::new()),
-            (Some(block), "```") => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            (Some(block), text) => {
-                block.push_str(text);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
+    test_tools::fenced_blocks(&rest[..end], "sh")
 }
 
 /// Keys and a signed root as step 1 of the walkthrough makes them: `keys/root-1.pem` (ed25519)
