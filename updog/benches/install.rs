@@ -124,14 +124,18 @@ fn main() {
         offset.clone(),
     ]
     .into();
-    let updog_args = [
-        updog.to_str().expect("path"),
-        "update-image",
-        "--progress",
-        "none",
-        "--sysroot",
-        &sysroot,
-    ];
+    // `updog update-image` on the node whose sysroot is given.
+    let update_image = |sysroot| {
+        [
+            updog.to_str().expect("path"),
+            "update-image",
+            "--progress",
+            "none",
+            "--sysroot",
+            sysroot,
+        ]
+    };
+    let updog_args = update_image(&sysroot);
 
     // The same release without chunk indexes, in a second repository served to a second node
     // (its images carry the first repository's root.json, which the install does not read).
@@ -154,16 +158,7 @@ fn main() {
     let stream_sysroot = streamed
         .as_ref()
         .map(|(_, _, node)| node.sysroot.display().to_string());
-    let stream_args = stream_sysroot.as_deref().map(|sysroot| {
-        [
-            updog.to_str().expect("path"),
-            "update-image",
-            "--progress",
-            "none",
-            "--sysroot",
-            sysroot,
-        ]
-    });
+    let stream_args = stream_sysroot.as_deref().map(update_image);
 
     println!(
         "ROOT image: {mib} MiB ext4 ({} MiB of files), {:.1} MiB lz4\n",

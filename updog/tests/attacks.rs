@@ -7,15 +7,10 @@ mod common;
 
 use common::*;
 use signpost::SetId;
-use std::path::Path;
 use testsys::{Fault, PublishOptions};
 use tough::schema::RoleType;
 
 const SIGNED_ROLES: [RoleType; 3] = [RoleType::Timestamp, RoleType::Snapshot, RoleType::Targets];
-
-fn file_name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
-}
 
 #[test]
 fn a_tampered_image_is_refused() {
@@ -28,9 +23,11 @@ fn a_tampered_image_is_refused() {
     let mut bytes = std::fs::read(&root).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
-    world
-        .server
-        .inject(&file_name(&root), Fault::Replace(bytes), None);
+    world.server.inject(
+        &world.target_name("1.1.0-root.ext4.lz4"),
+        Fault::Replace(bytes),
+        None,
+    );
     assert_install_refused(&world, &[], &["1.1.0-root.ext4.lz4"]);
 }
 
@@ -44,9 +41,11 @@ fn a_truncated_image_is_refused() {
     let hash = world.target_file("1.1.0-hash.verity.lz4");
     let bytes = std::fs::read(&hash).unwrap();
     let half = bytes[..bytes.len() / 2].to_vec();
-    world
-        .server
-        .inject(&file_name(&hash), Fault::Replace(half), None);
+    world.server.inject(
+        &world.target_name("1.1.0-hash.verity.lz4"),
+        Fault::Replace(half),
+        None,
+    );
     assert_install_refused(&world, &[], &["1.1.0-hash.verity.lz4"]);
 }
 
@@ -57,8 +56,8 @@ fn endless_data_is_cut_at_the_signed_length() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let root = world.target_file("1.1.0-root.ext4.lz4");
-    world.server.inject(&file_name(&root), Fault::Endless, None);
+    let name = world.target_name("1.1.0-root.ext4.lz4");
+    world.server.inject(&name, Fault::Endless, None);
     assert_install_refused(&world, &[], &["1.1.0-root.ext4.lz4"]);
     world.server.clear_faults();
     world.server.inject("manifest.json", Fault::Endless, None);
@@ -386,7 +385,7 @@ fn a_connection_dropped_mid_body_is_resumed_once_and_refused_when_it_always_drop
     let world = World::new();
     let second = world.release("1.1.0");
     let root = world.target_file("1.1.0-root.ext4.lz4");
-    let name = file_name(&root);
+    let name = world.target_name("1.1.0-root.ext4.lz4");
     world.server.inject(&name, Fault::DropAfter(5000), Some(1));
     ok(&world.updog(&["update-image", "--progress", "none"]));
     let resumed = world
@@ -419,7 +418,7 @@ fn a_trickling_transfer_is_cut_off_below_the_minimum_rate_and_refused() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let name = file_name(&world.target_file("1.1.0-root.ext4.lz4"));
+    let name = world.target_name("1.1.0-root.ext4.lz4");
     // After 4000 bytes, 16 bytes every 50 ms (320 bytes/s): never still long enough for the read
     // timeout, never done. Every request for ROOT, resumed ones too, trickles.
     world.server.inject(

@@ -376,12 +376,7 @@ fn a_trickling_chunk_file_is_cut_off_below_the_minimum_rate_and_refused() {
     }
     let world = world();
     release(&world, &[5]);
-    let name = world
-        .target_file("1.1.0-root.ext4.lz4.chunks")
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let name = world.target_name("1.1.0-root.ext4.lz4.chunks");
     // After 4000 bytes of each Range answer, 16 bytes every 50 ms (320 bytes/s).
     world.server.inject(
         &name,

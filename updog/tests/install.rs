@@ -259,8 +259,7 @@ fn sigterm_during_an_install_leaves_the_set_unbootable_and_the_lock_free() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let root = world.target_file("1.1.0-root.ext4.lz4");
-    let name = root.file_name().unwrap().to_string_lossy().into_owned();
+    let name = world.target_name("1.1.0-root.ext4.lz4");
     // Stall well after the start of the root image, for longer than the test waits.
     world.server.inject(
         &name,
@@ -297,8 +296,7 @@ fn a_stalled_transfer_times_out_per_read_and_resumes() {
     }
     let world = World::new();
     let second = world.release("1.1.0");
-    let root = world.target_file("1.1.0-root.ext4.lz4");
-    let name = root.file_name().unwrap().to_string_lossy().into_owned();
+    let name = world.target_name("1.1.0-root.ext4.lz4");
     world.server.inject(
         &name,
         Fault::StallAfter(4000, Duration::from_secs(30)),

@@ -39,6 +39,12 @@ impl World {
         self.0.target_file(suffix).unwrap()
     }
 
+    /// The file name of [`World::target_file`]: what the server's faults and log match.
+    pub fn target_name(&self, suffix: &str) -> String {
+        let path = self.target_file(suffix);
+        path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
     /// Runs updog against the node.
     pub fn updog(&self, args: &[&str]) -> Output {
         updog(&self.node.sysroot, args)
