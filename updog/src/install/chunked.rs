@@ -10,7 +10,8 @@
 //!    release's index) at any offset: copy it locally. An all-zero chunk is written as zeros.
 //! 3. otherwise fetch its compressed bytes with HTTP Range requests (adjacent chunks coalesced
 //!    into one request of at most [`RANGE_CAP`] bytes, a few requests at a time), check their
-//!    sha256 from the index **before** decompressing, decompress and write.
+//!    sha256 from the index **before** decompressing, decompress and write. A body that breaks
+//!    off is asked for again from its first byte not received.
 //!
 //! Checks: a chunk found in place or in the running set is checked as it is read from disk: a
 //! ROOT chunk against the verity tree (authenticated by BOOT's root hash) for the blocks it
@@ -1053,7 +1054,7 @@ async fn first_answer(
 
 /// Fetches one request's chunks and hands each to the workers; `answer` is the response
 /// already received for it, if any. A body that breaks off is asked for again from the first
-/// chunk not yet received. `abort` ends it where it is.
+/// byte not yet received, in the middle of a chunk if need be. `abort` ends it where it is.
 async fn fetch_request(
     job: &ChunkedJob<'_>,
     request: Request,
@@ -1065,24 +1066,12 @@ async fn fetch_request(
     let index = &job.index;
     let end = request.end;
     let mut chunks = request.chunks.into_iter().peekable();
-    let send = |seq: usize, chunk: usize, bytes: Bytes, held: Held| {
-        fetched_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        let fetched = Fetched {
-            seq,
-            chunk,
-            bytes,
-            held,
-        };
-        async {
-            tx.send(fetched).await.map_err(|_| error::Error::Worker {
-                action: "write the chunks",
-                reason: "the writer stopped".to_string(),
-            })
-        }
-    };
+    // What has arrived of the chunk being received (and of the chunks after it, until they
+    // are handed on).
+    let mut buf = BytesMut::new();
     let mut failures = 0u32;
     while let Some(&(_, at_chunk, _)) = chunks.peek() {
-        let start = stored(index, at_chunk).0;
+        let start = stored(index, at_chunk).0 + buf.len() as u64;
         let range_error = |reason: String| error::Error::FetchRange {
             url: job.source.describe(),
             start,
@@ -1092,13 +1081,12 @@ async fn fetch_request(
         match &job.source {
             ChunkSource::File(path) => {
                 let file = File::open(path).map_err(|e| range_error(e.to_string()))?;
-                for (seq, chunk, held) in chunks.by_ref() {
-                    let (offset, length, _) = stored(index, chunk);
-                    let mut bytes = vec![0u8; length as usize];
-                    file.read_exact_at(&mut bytes, offset)
-                        .map_err(|e| range_error(e.to_string()))?;
-                    send(seq, chunk, Bytes::from(bytes), held).await?;
-                }
+                let mut bytes = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut bytes, start)
+                    .map_err(|e| range_error(e.to_string()))?;
+                fetched_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                buf.extend_from_slice(&bytes);
+                hand_on(index, &mut buf, &mut chunks, tx).await?;
             }
             ChunkSource::Http(transport, url) => {
                 let mut response = match answer.take() {
@@ -1120,7 +1108,6 @@ async fn fetch_request(
                         }
                     }
                 };
-                let mut buf = BytesMut::new();
                 let mut meter = transport.meter();
                 let failed = loop {
                     let body = tokio::select! {
@@ -1133,18 +1120,9 @@ async fn fetch_request(
                         Ok(None) => break None,
                         Err(reason) => break Some(reason),
                     };
+                    fetched_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
                     buf.extend_from_slice(&piece);
-                    while let Some(&(_, chunk, _)) = chunks.peek() {
-                        let length = stored(index, chunk).1 as usize;
-                        if buf.len() < length {
-                            break;
-                        }
-                        let bytes = buf.split_to(length).freeze();
-                        let Some((seq, chunk, held)) = chunks.next() else {
-                            break;
-                        };
-                        send(seq, chunk, bytes, held).await?;
-                    }
+                    hand_on(index, &mut buf, &mut chunks, tx).await?;
                 };
                 if chunks.peek().is_some() {
                     let reason = failed.unwrap_or_else(|| "the body ended early".to_string());
@@ -1156,6 +1134,36 @@ async fn fetch_request(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Hands every whole chunk at the front of `buf` on to the workers.
+async fn hand_on(
+    index: &ChunkIndex,
+    buf: &mut BytesMut,
+    chunks: &mut std::iter::Peekable<std::vec::IntoIter<(usize, usize, Held)>>,
+    tx: &tokio::sync::mpsc::Sender<Fetched>,
+) -> Result<()> {
+    while let Some(&(_, chunk, _)) = chunks.peek() {
+        let length = stored(index, chunk).1 as usize;
+        if buf.len() < length {
+            break;
+        }
+        let bytes = buf.split_to(length).freeze();
+        let Some((seq, chunk, held)) = chunks.next() else {
+            break;
+        };
+        let fetched = Fetched {
+            seq,
+            chunk,
+            bytes,
+            held,
+        };
+        tx.send(fetched).await.map_err(|_| error::Error::Worker {
+            action: "write the chunks",
+            reason: "the writer stopped".to_string(),
+        })?;
     }
     Ok(())
 }
