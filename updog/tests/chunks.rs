@@ -419,15 +419,20 @@ fn a_file_url_repository_installs_from_chunks() {
 }
 
 /// A chunked world with 1.1.0 (every file changed) published, set B full of garbage, and
-/// `fault` injected into every answer for ROOT's chunk file; returns ROOT's index too.
-fn interrupted(fault: Fault) -> (World, BuiltRelease, ChunkIndex) {
+/// `faults` injected, in order, into the answers for ROOT's chunk file (each for so many
+/// answers, or all); returns ROOT's index too.
+fn interrupted(faults: &[(Fault, Option<u32>)]) -> (World, BuiltRelease, ChunkIndex) {
     let world = world();
     let second = release(&world, &(0..FILES).collect::<Vec<_>>());
     fill_b(&world.node, 0xAA);
     let root = index(&world, "1.1.0", "root");
-    world
-        .server
-        .inject(&format!(".{}", root.chunk_file().as_str()), fault, None);
+    for (fault, times) in faults {
+        world.server.inject(
+            &format!(".{}", root.chunk_file().as_str()),
+            fault.clone(),
+            *times,
+        );
+    }
     (world, second, root)
 }
 
@@ -471,8 +476,12 @@ fn a_killed_install_resumes_without_downloading_a_verified_chunk_again() {
     if !tools_present() {
         return;
     }
-    // Every request for ROOT's chunks stalls after a few chunks' worth of bytes.
-    let (world, second, root) = interrupted(Fault::StallAfter(4 * CHUNK, Duration::from_secs(60)));
+    // The first four answers for ROOT's chunks are whole; every later one stalls in the middle
+    // of its first chunk.
+    let (world, second, root) = interrupted(&[
+        (Fault::StallAfter(u64::MAX, Duration::ZERO), Some(4)),
+        (Fault::StallAfter(CHUNK / 2, Duration::from_secs(60)), None),
+    ]);
     let mut child = updog_cmd(&world, &["update-image", "--progress", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -488,6 +497,10 @@ fn a_killed_install_resumes_without_downloading_a_verified_chunk_again() {
         }
     }
     assert!(seen >= 2, "the install never wrote a ROOT chunk");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the install was still running when killed"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     world.server.clear_faults();
@@ -506,7 +519,8 @@ fn a_stopped_install_writes_what_it_fetched_and_the_restart_fetches_none_of_it_a
     }
     // Every answer for ROOT's chunks waits a moment before its body: requests are in flight
     // when the stop comes.
-    let (world, second, root) = interrupted(Fault::StallAfter(0, Duration::from_millis(300)));
+    let (world, second, root) =
+        interrupted(&[(Fault::StallAfter(0, Duration::from_millis(300)), None)]);
     let child = updog_cmd(&world, &["update-image", "--progress", "none"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
