@@ -38,6 +38,9 @@ pub enum Fault {
     Status(u16),
     /// Answer 200 with an endless body of zeros and no length.
     Endless,
+    /// Answer as without a fault: a rule for so many answers that lets the next rule apply to
+    /// the answers after them.
+    Pass,
     /// Answer 200 with these bytes instead of the file.
     Replace(Vec<u8>),
     /// Ignore Range headers: answer every request with the whole file.
@@ -58,6 +61,23 @@ pub struct LoggedRequest {
     pub status: u16,
     /// The bytes of body sent (as far as the server got).
     pub body_bytes: u64,
+}
+
+impl LoggedRequest {
+    /// The first and last byte its Range header asked for (`bytes=<first>-<last>`, the last
+    /// `None` when open-ended); `None` without one, or with a form the tests never send.
+    pub fn range_bounds(&self) -> Option<(u64, Option<u64>)> {
+        let (first, last) = self
+            .range
+            .as_deref()?
+            .strip_prefix("bytes=")?
+            .split_once('-')?;
+        let last = match last {
+            "" => None,
+            last => Some(last.parse().ok()?),
+        };
+        Some((first.parse().ok()?, last))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -373,4 +393,26 @@ fn count_body(body: Body, entry: Arc<Mutex<LoggedRequest>>, cut: Option<(u64, Cu
             Some((Ok(chunk), (stream, entry, cut, sent, false)))
         });
     Body::from_stream(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers_read_as_their_bounds() {
+        let logged = |range: Option<&str>| LoggedRequest {
+            path: "/t".to_string(),
+            range: range.map(str::to_string),
+            status: 206,
+            body_bytes: 0,
+        };
+        assert_eq!(logged(Some("bytes=5-9")).range_bounds(), Some((5, Some(9))));
+        assert_eq!(
+            logged(Some("bytes=4000-")).range_bounds(),
+            Some((4000, None))
+        );
+        assert_eq!(logged(Some("bytes=-500")).range_bounds(), None);
+        assert_eq!(logged(None).range_bounds(), None);
+    }
 }

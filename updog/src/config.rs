@@ -109,21 +109,29 @@ impl Config {
         };
         let metadata_base_url = url("metadata_base_url")?;
         let targets_base_url = url("targets_base_url")?;
-        let seed = match table.get("seed") {
-            None => None,
-            Some(toml::Value::Integer(n)) => Some(
-                u64::try_from(*n)
+        let integer = |field: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>> {
+            match table.get(field) {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) => u64::try_from(*n)
                     .ok()
-                    .and_then(|n| Seed::new(n).ok())
-                    .ok_or_else(|| bad("seed", format!("{n} is not in 0..2047")))?,
-            ),
-            Some(other) => {
-                return Err(bad(
-                    "seed",
+                    .filter(|n| range.contains(n))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        bad(
+                            field,
+                            format!("{n} is not in {}..={}", range.start(), range.end()),
+                        )
+                    }),
+                Some(other) => Err(bad(
+                    field,
                     format!("expected an integer, found {}", other.type_str()),
-                ));
+                )),
             }
         };
+        let seed = integer("seed", 0..=u64::from(Seed::MAX.get()))?
+            .map(Seed::new)
+            .transpose()
+            .map_err(|e| bad("seed", e.to_string()))?;
         let version_lock = match string("version_lock")? {
             None => VersionLock::Latest,
             Some(text) => text.parse().map_err(|_| {
@@ -207,25 +215,6 @@ impl Config {
                     "reboot_command",
                     format!("expected a list of strings, found {}", other.type_str()),
                 ));
-            }
-        };
-        let integer = |field: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>> {
-            match table.get(field) {
-                None => Ok(None),
-                Some(toml::Value::Integer(n)) => u64::try_from(*n)
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .map(Some)
-                    .ok_or_else(|| {
-                        bad(
-                            field,
-                            format!("{n} is not in {}..={}", range.start(), range.end()),
-                        )
-                    }),
-                Some(other) => Err(bad(
-                    field,
-                    format!("expected an integer, found {}", other.type_str()),
-                )),
             }
         };
         let low_speed_limit = integer("low_speed_limit", 0..=u64::from(u32::MAX))?;

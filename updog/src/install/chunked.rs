@@ -122,7 +122,8 @@ pub struct ChunkCounts {
     pub zeroed: u64,
     /// Chunks downloaded.
     pub downloaded: u64,
-    /// Their compressed bytes.
+    /// Compressed bytes received (as they arrive, so a chunk still arriving counts in part;
+    /// once the install is done, the compressed bytes of the chunks downloaded).
     pub bytes_downloaded: u64,
 }
 
@@ -1081,11 +1082,11 @@ async fn fetch_request(
         match &job.source {
             ChunkSource::File(path) => {
                 let file = File::open(path).map_err(|e| range_error(e.to_string()))?;
-                let mut bytes = vec![0u8; (end - start) as usize];
-                file.read_exact_at(&mut bytes, start)
+                let have = buf.len();
+                buf.resize(have + (end - start) as usize, 0);
+                file.read_exact_at(&mut buf[have..], start)
                     .map_err(|e| range_error(e.to_string()))?;
-                fetched_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                buf.extend_from_slice(&bytes);
+                fetched_bytes.fetch_add(end - start, Ordering::Relaxed);
                 hand_on(index, &mut buf, &mut chunks, tx).await?;
             }
             ChunkSource::Http(transport, url) => {
