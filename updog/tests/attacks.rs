@@ -23,11 +23,7 @@ fn a_tampered_image_is_refused() {
     let mut bytes = std::fs::read(&root).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
-    world.server.inject(
-        &world.target_name("1.1.0-root.ext4.lz4"),
-        Fault::Replace(bytes),
-        None,
-    );
+    world.fault_on_root(Fault::Replace(bytes), None);
     assert_install_refused(&world, &[], &["1.1.0-root.ext4.lz4"]);
 }
 
@@ -56,8 +52,7 @@ fn endless_data_is_cut_at_the_signed_length() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let name = world.target_name("1.1.0-root.ext4.lz4");
-    world.server.inject(&name, Fault::Endless, None);
+    world.fault_on_root(Fault::Endless, None);
     assert_install_refused(&world, &[], &["1.1.0-root.ext4.lz4"]);
     world.server.clear_faults();
     world.server.inject("manifest.json", Fault::Endless, None);
@@ -385,8 +380,7 @@ fn a_connection_dropped_mid_body_is_resumed_once_and_refused_when_it_always_drop
     let world = World::new();
     let second = world.release("1.1.0");
     let root = world.target_file("1.1.0-root.ext4.lz4");
-    let name = world.target_name("1.1.0-root.ext4.lz4");
-    world.server.inject(&name, Fault::DropAfter(5000), Some(1));
+    let name = world.fault_on_root(Fault::DropAfter(5000), Some(1));
     ok(&world.updog(&["update-image", "--progress", "none"]));
     let resumed = world
         .server
@@ -418,11 +412,9 @@ fn a_trickling_transfer_is_cut_off_below_the_minimum_rate_and_refused() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let name = world.target_name("1.1.0-root.ext4.lz4");
     // After 4000 bytes, 16 bytes every 50 ms (320 bytes/s): never still long enough for the read
     // timeout, never done. Every request for ROOT, resumed ones too, trickles.
-    world.server.inject(
-        &name,
+    let name = world.fault_on_root(
         Fault::TrickleAfter(4000, std::time::Duration::from_millis(50)),
         None,
     );

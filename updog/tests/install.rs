@@ -259,13 +259,8 @@ fn sigterm_during_an_install_leaves_the_set_unbootable_and_the_lock_free() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let name = world.target_name("1.1.0-root.ext4.lz4");
     // Stall well after the start of the root image, for longer than the test waits.
-    world.server.inject(
-        &name,
-        Fault::StallAfter(4000, Duration::from_secs(20)),
-        None,
-    );
+    let name = world.fault_on_root(Fault::StallAfter(4000, Duration::from_secs(20)), None);
     let before = active_fingerprint(&world.node);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_updog"))
         .args(["update-image", "--progress", "json", "--sysroot"])
@@ -296,12 +291,7 @@ fn a_stalled_transfer_times_out_per_read_and_resumes() {
     }
     let world = World::new();
     let second = world.release("1.1.0");
-    let name = world.target_name("1.1.0-root.ext4.lz4");
-    world.server.inject(
-        &name,
-        Fault::StallAfter(4000, Duration::from_secs(30)),
-        Some(1),
-    );
+    let name = world.fault_on_root(Fault::StallAfter(4000, Duration::from_secs(30)), Some(1));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_updog"))
         .args(["update-image", "--progress", "none", "--sysroot"])
         .arg(&world.node.sysroot)

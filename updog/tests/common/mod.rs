@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use signpost::SetId;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use testsys::{BuiltRelease, ServedNode, TestNode};
+use testsys::{BuiltRelease, Fault, ServedNode, TestNode};
 
 pub use testsys::{block_on, tools_present};
 
@@ -43,6 +43,14 @@ impl World {
     pub fn target_name(&self, suffix: &str) -> String {
         let path = self.target_file(suffix);
         path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// Injects `fault` into the answers for 1.1.0's ROOT image (published already), for the
+    /// next `times` answers or all; returns the image's file name, which the server's log shows.
+    pub fn fault_on_root(&self, fault: Fault, times: Option<u32>) -> String {
+        let name = self.target_name("1.1.0-root.ext4.lz4");
+        self.server.inject(&name, fault, times);
+        name
     }
 
     /// Runs updog against the node.
