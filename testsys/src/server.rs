@@ -1,7 +1,7 @@
 //! A real HTTP server on loopback serving a directory (tower-http's `ServeDir`, which answers
 //! Range requests), with faults a test can inject per path: a dropped connection, a stalled
 //! transfer, a transfer paused until the test resumes it, endless data, a replaced body, an error
-//! status, Range support switched off.
+//! status, Range support switched off; and, for every answer, the latency of a distant server.
 
 use crate::error::{self, Result};
 use axum::Router;
@@ -95,6 +95,8 @@ struct Shared {
     resumes: AtomicU64,
     /// Bodies waiting at their pause now.
     paused: AtomicUsize,
+    /// How long every answer waits before its headers, in microseconds.
+    latency_us: AtomicU64,
 }
 
 /// An HTTP server on `127.0.0.1`, serving one directory until dropped.
@@ -186,6 +188,13 @@ impl HttpServer {
         self.shared.resumes.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Makes every answer from now on wait `latency` before its headers: one round trip to a
+    /// distant server, paid once per request (the body then flows at loopback speed).
+    pub fn set_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.shared.latency_us.store(micros, Ordering::SeqCst);
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.rules).clear();
@@ -249,6 +258,10 @@ async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: N
         body_bytes: 0,
     }));
     lock(&shared.log).push(entry.clone());
+    let latency = shared.latency_us.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_micros(latency)).await;
+    }
     let fault = take_fault(&shared, &path);
     let response = match &fault {
         Some(Fault::Status(code)) => StatusCode::from_u16(*code)

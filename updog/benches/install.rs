@@ -17,10 +17,13 @@
 //!   against the compressed bytes of the chunks that changed.
 //! - chunk size: for the 10 % release, what 64 KiB to 4 MiB chunks would download and cost in
 //!   index and requests.
+//! - latency: the full install of updog and of the loop again, with the server answering every
+//!   request after a delay (`UPDOG_BENCH_LATENCY_MS`, default `2,10,40`), as a distant server
+//!   would: what the Range requests cost when each takes a round trip.
 //!
 //! `cargo bench -p updog --bench install` (see docs/benchmarks.md). `UPDOG_BENCH_PARTS` picks
-//! some of the parts (comma-separated: `full`, `stream`, `resume`, `delta`, `chunk-size`;
-//! default all);
+//! some of the parts (comma-separated: `full`, `stream`, `resume`, `delta`, `chunk-size`,
+//! `latency`; default all);
 //! `UPDOG_BENCH_CHUNK_SIZE` publishes with another chunk size (bytes).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -63,7 +66,7 @@ fn main() {
     let mib: u64 = env_or("UPDOG_BENCH_MIB", 1024);
     let rounds: usize = env_or("UPDOG_BENCH_ROUNDS", 6).max(2);
     let parts = std::env::var("UPDOG_BENCH_PARTS")
-        .unwrap_or_else(|_| "full,stream,resume,delta,chunk-size".to_string());
+        .unwrap_or_else(|_| "full,stream,resume,delta,chunk-size,latency".to_string());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let work = tempfile::Builder::new()
         .prefix("updog-bench-")
@@ -189,6 +192,9 @@ fn main() {
             mib << 20,
         );
     }
+    if part("latency") {
+        latency(&server, &node, rounds, &loop_args, &updog_args);
+    }
     if part("resume") {
         resume(&repo, &server, &node, &updog, &sysroot, &updog_args);
     }
@@ -312,6 +318,63 @@ fn full_install(
             medians[5].cpu / medians[2].cpu
         );
     }
+}
+
+/// Latency: updog and the loop, `rounds` rounds at each latency of `UPDOG_BENCH_LATENCY_MS`.
+fn latency(
+    server: &HttpServer,
+    node: &TestNode,
+    rounds: usize,
+    loop_args: &[String],
+    updog_args: &[&str],
+) {
+    let latencies = std::env::var("UPDOG_BENCH_LATENCY_MS").unwrap_or_else(|_| "2,10,40".into());
+    let loop_argv: Vec<&str> = loop_args.iter().map(String::as_str).collect();
+    println!(
+        "\n| latency per request | updog, chunked: wall s | its requests | largest Range request, MiB | loop: wall s | updog's speed-up over the loop |\n|---|---|---|---|---|---|"
+    );
+    for ms in latencies
+        .split(',')
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+    {
+        server.set_latency(std::time::Duration::from_millis(ms));
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut requests, mut largest) = (0, 0u64);
+        for round in 0..rounds {
+            garbage_b(node);
+            server.clear_requests();
+            let u = time(updog_args);
+            let log = server.requests();
+            let l = time(&loop_argv);
+            eprintln!(
+                "latency {ms} ms, round {round}: updog {:.2}s (steal {:.2}s, {} requests), loop {:.2}s",
+                u.wall,
+                u.steal,
+                log.len(),
+                l.wall
+            );
+            if round > 0 {
+                requests = log.len();
+                largest = log
+                    .iter()
+                    .filter_map(|r| r.range_bounds())
+                    .filter_map(|(start, end)| Some(end? + 1 - start))
+                    .max()
+                    .unwrap_or(0);
+                ratios.push(l.wall / u.wall);
+                ours.push(u.wall);
+                theirs.push(l.wall);
+            }
+        }
+        println!(
+            "| {ms} ms | {:.2} | {requests} | {:.2} | {:.2} | {:.2}× |",
+            median(ours),
+            largest as f64 / 1048576.0,
+            median(theirs),
+            median(ratios)
+        );
+    }
+    server.set_latency(std::time::Duration::ZERO);
 }
 
 /// Resume: an install killed at 50 %, then run again.

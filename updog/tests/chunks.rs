@@ -1,7 +1,7 @@
 //! Chunked installs: byte-identical results, copies from the running set, only changed chunks
 //! downloaded, refusals (a corrupted chunk, a tampered index), the fallback for servers without
-//! Range support, file:// repositories, and resuming after a kill or a power cut without
-//! downloading a verified chunk again.
+//! Range support, file:// repositories, a distant server, and resuming after a kill or a power
+//! cut without downloading a verified chunk again.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -636,5 +636,46 @@ fn a_dropped_connection_fetches_only_the_rest_of_the_range_again() {
         range(retry).0,
         first_start + requests[0].body_bytes,
         "{requests:?}"
+    );
+}
+
+#[test]
+fn on_a_distant_server_requests_grow_to_cover_the_round_trip() {
+    if !tools_present() {
+        return;
+    }
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    let root = index(&world, "1.1.0", "root");
+    let suffix = format!(".{}", root.chunk_file().as_str());
+    // Every answer takes 50 ms, as from a server far away.
+    world.server.set_latency(Duration::from_millis(50));
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert_installed(&world.node, &second);
+    let lengths: Vec<u64> = world
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(&suffix))
+        .map(|r| {
+            let (first, last) = r.range_bounds().unwrap();
+            last.unwrap() + 1 - first
+        })
+        .collect();
+    // Before any answer, a request asks for at most two chunk sizes; once the round trip is
+    // measured, requests ask for more than twice that.
+    assert!(lengths[0] <= 2 * CHUNK, "{lengths:?}");
+    let largest = lengths.iter().max().copied().unwrap_or(0);
+    assert!(largest > 4 * CHUNK, "{lengths:?}");
+    let stored = root
+        .chunks()
+        .iter()
+        .filter(|c| c.data != ChunkData::Zero)
+        .count();
+    assert!(
+        lengths.len() * 3 < stored,
+        "{} requests for {stored} chunks",
+        lengths.len()
     );
 }

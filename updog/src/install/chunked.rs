@@ -26,8 +26,12 @@
 //! compressed chunks go to one worker thread per core (hash, decompress) and from there to one
 //! writer thread, which writes them in order with `pwrite` and reads each back; a syncer thread
 //! syncs at checkpoints. Two limits hold whatever the image size: at most two chunks per core
-//! (4 to 16) between the fetch and the read-back, and at most [`BUDGET_CHUNKS`] chunk sizes of
-//! compressed bytes requested and not yet written (what a killed install fetches again).
+//! (4 to 16) between the fetch and the read-back (a chunk waits, and its body with it, until
+//! the chunk that many places before it is read back), and a byte budget on the compressed
+//! bytes requested and not yet written (what a killed install fetches again):
+//! [`BUDGET_CHUNKS`] chunk sizes, grown by what the workers take during one round trip to the
+//! server (the shortest time to an answer measured so far), at most [`BUDGET_MAX`]. On a far
+//! server a fixed budget would leave the workers idle for a round trip per request.
 //! Copies and zeros are written by the scan threads (each chunk independently, before any
 //! download); the set is not valid until every chunk has been checked, so their order does
 //! not matter.
@@ -55,11 +59,15 @@ use verity::HashTree;
 /// Chunks between the fetch and the read-back, at most, per core (and at least 4, at most 16
 /// in all): enough to keep every worker busy.
 const SLOTS_PER_CORE: usize = 2;
-/// Compressed bytes requested and not yet written, at most, in chunk sizes (one chunk larger
-/// than that passes alone): what a killed install may have to fetch again. With one chunk's
-/// worth, about two chunks are between the network and the disk and the workers wait for
-/// the next answer; two keep them busy (docs/benchmarks.md, "Resume").
+/// Compressed bytes requested and not yet written, in chunk sizes (one chunk larger than that
+/// passes alone), before the first answers: what a killed install may have to fetch again.
+/// With one chunk's worth, about two chunks are between the network and the disk and the
+/// workers wait for the next answer; two keep them busy on loopback (docs/benchmarks.md,
+/// "Resume"). The budget then grows by what the workers take in one round trip to the server
+/// (see [`Pace`]).
 const BUDGET_CHUNKS: u64 = 2;
+/// The byte budget never grows past this (64 MiB).
+const BUDGET_MAX: u64 = 64 << 20;
 /// Compressed bytes per Range request, at most (one chunk may pass it alone).
 pub(crate) const RANGE_CAP: u64 = 8 << 20;
 /// Uncompressed bytes written between two checkpoints, at most. A checkpoint syncs on its own
@@ -535,13 +543,9 @@ fn stored(index: &ChunkIndex, i: usize) -> (u64, u64, [u8; 32]) {
     }
 }
 
-/// What a chunk holds while it is between the network and the disk.
-struct Held {
-    /// Its compressed bytes' share of the byte budget, given back once it is written.
-    budget: tokio::sync::OwnedSemaphorePermit,
-    /// Its slot, given back once it is read back and checked (this bounds the buffers).
-    slot: tokio::sync::OwnedSemaphorePermit,
-}
+/// What a chunk holds while it is between the network and the disk: its compressed bytes'
+/// share of the byte budget, given back once it is written.
+type Held = tokio::sync::OwnedSemaphorePermit;
 
 /// A compressed chunk on its way to a worker.
 struct Fetched {
@@ -549,6 +553,18 @@ struct Fetched {
     chunk: usize,
     bytes: Bytes,
     held: Held,
+}
+
+/// Where fetched chunks go, and what holds them back.
+struct Pipe<'a> {
+    limits: &'a Limits,
+    /// To the workers.
+    tx: &'a tokio::sync::mpsc::Sender<Fetched>,
+    /// How many chunks are read back; gone once the writer stops.
+    written: &'a tokio::sync::watch::Receiver<usize>,
+    /// Chunk `seq` is handed on only once chunk `seq - window` is read back: this bounds the
+    /// chunks between the fetch and the read-back, whatever the budget.
+    window: usize,
 }
 
 /// A decompressed chunk on its way to the writer.
@@ -597,61 +613,129 @@ struct Request {
     end: u64,
 }
 
+/// How long the server takes to answer and how fast the workers take chunks: what the byte
+/// budget needs to keep the workers busy while a request waits for its answer.
+#[derive(Debug)]
+struct Pace {
+    /// The shortest time from sending a Range request to its answer's headers, in µs.
+    round_trip_us: AtomicU64,
+    /// Compressed bytes the workers have checked and decompressed, and the time it took them.
+    decoded_bytes: AtomicU64,
+    decode_ns: AtomicU64,
+    workers: u64,
+}
+
+impl Pace {
+    fn new(workers: usize) -> Pace {
+        Pace {
+            round_trip_us: AtomicU64::new(u64::MAX),
+            decoded_bytes: AtomicU64::new(0),
+            decode_ns: AtomicU64::new(0),
+            workers: workers.max(1) as u64,
+        }
+    }
+
+    /// Compressed bytes the workers take during one round trip (0 until both are measured).
+    fn round_trip_bytes(&self) -> u64 {
+        let rtt = self.round_trip_us.load(Ordering::Relaxed);
+        let (bytes, ns) = (
+            self.decoded_bytes.load(Ordering::Relaxed),
+            self.decode_ns.load(Ordering::Relaxed),
+        );
+        if rtt == u64::MAX || bytes == 0 || ns == 0 {
+            return 0;
+        }
+        let per_us = bytes as f64 * 1000.0 / ns as f64 * self.workers as f64;
+        (per_us * rtt as f64) as u64
+    }
+}
+
 /// The limits on what is between the network and the disk.
 struct Limits {
     /// Compressed bytes requested and not yet written (what a killed install fetches again).
     budget: Arc<tokio::sync::Semaphore>,
-    budget_bytes: u64,
-    /// Chunks fetched and not yet read back.
-    slots: Arc<tokio::sync::Semaphore>,
+    /// The budget's first size: also the most one chunk takes of it.
+    base: u64,
+    /// The budget's size now: `base` plus what one round trip takes ([`Pace`]), at most
+    /// [`BUDGET_MAX`].
+    size: AtomicU64,
+    pace: Pace,
 }
 
 impl Limits {
-    fn new(budget_bytes: u64, slots: usize) -> Limits {
+    fn new(budget_bytes: u64, workers: usize) -> Limits {
         Limits {
             budget: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(budget_bytes).unwrap_or(usize::MAX >> 4),
             )),
-            budget_bytes,
-            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            base: budget_bytes,
+            size: AtomicU64::new(budget_bytes),
+            pace: Pace::new(workers),
         }
     }
 
     /// A chunk of `length` compressed bytes takes this much of the budget (one chunk larger
-    /// than the whole budget takes all of it).
+    /// than the first budget takes all of that).
     fn share(&self, length: u64) -> u32 {
-        u32::try_from(length.clamp(1, self.budget_bytes)).unwrap_or(u32::MAX)
+        u32::try_from(length.clamp(1, self.base)).unwrap_or(u32::MAX)
+    }
+
+    /// Range requests in flight at once, at most: enough for the budget to be requested in
+    /// pieces of at most [`RANGE_CAP`], while one waits for its answer and another's body
+    /// arrives.
+    fn requests(&self) -> usize {
+        let size = self.size.load(Ordering::Relaxed);
+        usize::try_from(size / RANGE_CAP + 2)
+            .unwrap_or(usize::MAX)
+            .clamp(REQUESTS_IN_FLIGHT, REQUESTS_MAX)
+    }
+
+    /// A request was answered after `took`.
+    fn answered(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX - 1);
+        self.pace.round_trip_us.fetch_min(us, Ordering::Relaxed);
+        self.grow();
+    }
+
+    /// A worker checked and decompressed `bytes` compressed bytes in `took`.
+    fn decoded(&self, bytes: u64, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX >> 2);
+        self.pace.decoded_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.pace.decode_ns.fetch_add(ns.max(1), Ordering::Relaxed);
+        self.grow();
+    }
+
+    /// Grows the budget to `base` plus what one round trip takes (never shrinks it).
+    fn grow(&self) {
+        let want = self
+            .base
+            .saturating_add(self.pace.round_trip_bytes())
+            .min(BUDGET_MAX.max(self.base));
+        let now = self.size.fetch_max(want, Ordering::Relaxed);
+        if want > now {
+            self.budget
+                .add_permits(usize::try_from(want - now).unwrap_or(usize::MAX >> 4));
+        }
     }
 
     async fn wait(&self, length: u64, cancel: &CancellationToken) -> Result<Held> {
-        let failed = |e: tokio::sync::AcquireError| error::Error::Worker {
-            action: "write the chunks",
-            reason: e.to_string(),
-        };
         tokio::select! {
             biased;
             () = cancel.cancelled() => error::CancelledSnafu.fail(),
-            held = async {
-                let slot = self.slots.clone().acquire_owned().await.map_err(failed)?;
-                let budget = self
-                    .budget
-                    .clone()
-                    .acquire_many_owned(self.share(length))
-                    .await
-                    .map_err(failed)?;
-                Ok(Held { budget, slot })
-            } => held,
+            held = self.budget.clone().acquire_many_owned(self.share(length)) => {
+                held.map_err(|e| error::Error::Worker {
+                    action: "write the chunks",
+                    reason: e.to_string(),
+                })
+            }
         }
     }
 
     fn try_take(&self, length: u64) -> Option<Held> {
-        let slot = self.slots.clone().try_acquire_owned().ok()?;
-        let budget = self
-            .budget
+        self.budget
             .clone()
             .try_acquire_many_owned(self.share(length))
-            .ok()?;
-        Some(Held { budget, slot })
+            .ok()
     }
 }
 
@@ -708,10 +792,11 @@ async fn download(
     cancel: &CancellationToken,
 ) -> Result<bool> {
     let index = job.index.clone();
-    let written = Arc::new(AtomicU64::new(0));
+    // How many chunks are read back (the next to write, in sequence order).
+    let (written_tx, written) = tokio::sync::watch::channel(0usize);
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let slots = (SLOTS_PER_CORE * workers).clamp(4, 16);
-    let limits = Limits::new(BUDGET_CHUNKS * index.chunk_size(), slots);
+    let limits = Arc::new(Limits::new(BUDGET_CHUNKS * index.chunk_size(), workers));
     let buffers = Arc::new(Buffers::new(index.chunk_size() as usize));
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(slots);
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -719,7 +804,7 @@ async fn download(
     let mut handles = Vec::new();
     for _ in 0..workers {
         let (rx, tx, index) = (job_rx.clone(), out_tx.clone(), index.clone());
-        let buffers = buffers.clone();
+        let (buffers, limits) = (buffers.clone(), limits.clone());
         let (target, file_name) = (job.target.to_string(), index.chunk_file().clone());
         handles.push(tokio::task::spawn_blocking(move || {
             loop {
@@ -728,7 +813,9 @@ async fn download(
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .blocking_recv();
                 let Some(fetched) = next else { return };
+                let (began, length) = (Instant::now(), fetched.bytes.len() as u64);
                 let decoded = decode(&index, &target, &buffers, fetched);
+                limits.decoded(length, began.elapsed());
                 if decoded.is_err() {
                     tracing::debug!("refused a chunk of {}", file_name.as_str());
                 }
@@ -751,20 +838,30 @@ async fn download(
             job.partition.byte_range().start,
         );
         let expected = todo.len();
-        let written = written.clone();
         let buffers = buffers.clone();
         tokio::task::spawn_blocking(move || {
             write_in_order(
-                &file, &disk, &label, start, &index, &buffers, out_rx, expected, checkpoint,
-                &written,
+                &file,
+                &disk,
+                &label,
+                start,
+                &index,
+                &buffers,
+                out_rx,
+                expected,
+                checkpoint,
+                &written_tx,
             )
         })
     };
 
-    let fetched = fetch_all(
-        job, todo, &limits, &job_tx, counts, &written, report, cancel,
-    )
-    .await;
+    let pipe = Pipe {
+        limits: &limits,
+        tx: &job_tx,
+        written: &written,
+        window: slots,
+    };
+    let fetched = fetch_all(job, todo, &pipe, counts, report, cancel).await;
     drop(job_tx);
     for handle in handles {
         let _ = handle.await;
@@ -846,7 +943,7 @@ fn write_in_order(
     rx: std::sync::mpsc::Receiver<Result<Decoded>>,
     expected: usize,
     checkpoint: u64,
-    written: &AtomicU64,
+    written: &tokio::sync::watch::Sender<usize>,
 ) -> Result<u64> {
     let (sync_tx, sync_rx) = std::sync::mpsc::channel::<()>();
     let syncer = {
@@ -870,9 +967,8 @@ fn write_in_order(
                 let at = start + index.range(d.chunk).start;
                 file.write_all_at(&d.data, at)
                     .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
-                let Held { budget, slot } = d.held;
                 // Written: a killed install finds it in the partition.
-                drop(budget);
+                drop(d.held);
                 let back = &mut back[..d.data.len()];
                 file.read_exact_at(back, at)
                     .map_err(|e| format!("cannot be read back: {e}"))
@@ -880,9 +976,8 @@ fn write_in_order(
                     .map_err(|reason| verify_error(label, format!("chunk {} {reason}", d.chunk)))?;
                 since_sync += d.data.len() as u64;
                 buffers.give(d.data);
-                drop(slot);
                 next += 1;
-                written.store(next as u64, Ordering::Relaxed);
+                written.send_replace(next);
                 if since_sync >= checkpoint {
                     let _ = sync_tx.send(());
                     since_sync = 0;
@@ -925,9 +1020,11 @@ fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
 /// How long a stopped install waits for the requests in flight to finish.
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 
-/// Range requests in flight at once, at most (each within the byte budget): while one waits
+/// Range requests in flight at once, at least (each within the byte budget): while one waits
 /// for its answer, another's body arrives.
 const REQUESTS_IN_FLIGHT: usize = 3;
+/// Range requests in flight at once, at most, however large the budget grows.
+const REQUESTS_MAX: usize = 8;
 
 /// Fetches every chunk of `todo`, several requests at a time; `Ok(false)` if the server
 /// ignored Range on the first request.
@@ -935,16 +1032,14 @@ const REQUESTS_IN_FLIGHT: usize = 3;
 async fn fetch_all(
     job: &ChunkedJob<'_>,
     todo: &[usize],
-    limits: &Limits,
-    tx: &tokio::sync::mpsc::Sender<Fetched>,
+    pipe: &Pipe<'_>,
     counts: &mut ChunkCounts,
-    written: &AtomicU64,
     report: &(dyn Fn(&ChunkCounts, u64) + Sync),
     cancel: &CancellationToken,
 ) -> Result<bool> {
     use futures_util::StreamExt;
     use futures_util::stream::FuturesUnordered;
-    let index = &job.index;
+    let (index, limits) = (&job.index, pipe.limits);
     let fetched_bytes = AtomicU64::new(0);
     let mut from = 0usize;
     // A stop (`cancel`) starts no new request and lets those in flight finish for a moment, so
@@ -957,12 +1052,12 @@ async fn fetch_all(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let report_now = |counts: &mut ChunkCounts| {
         counts.bytes_downloaded = fetched_bytes.load(Ordering::Relaxed);
-        counts.downloaded = written.load(Ordering::Relaxed);
+        counts.downloaded = *pipe.written.borrow() as u64;
         report(counts, counts.bytes_downloaded);
     };
     loop {
         // Start requests while there is room.
-        while !cancel.is_cancelled() && from < todo.len() && running.len() < REQUESTS_IN_FLIGHT {
+        while !cancel.is_cancelled() && from < todo.len() && running.len() < limits.requests() {
             let wait = running.is_empty();
             let Some(request) = next_request(index, todo, from, limits, wait, cancel).await? else {
                 break;
@@ -971,7 +1066,7 @@ async fn fetch_all(
             let mut answer = None;
             if let (true, ChunkSource::Http(transport, url)) = (first, &job.source) {
                 // The first answer tells whether the server does Range requests at all.
-                match first_answer(transport, url, &request, cancel).await? {
+                match first_answer(transport, url, &request, limits, cancel).await? {
                     Some(response) => answer = Some(response),
                     None => return Ok(false),
                 }
@@ -981,7 +1076,7 @@ async fn fetch_all(
                 job,
                 request,
                 answer,
-                tx,
+                pipe,
                 &fetched_bytes,
                 &abort,
             ));
@@ -989,8 +1084,7 @@ async fn fetch_all(
         if running.is_empty() {
             break;
         }
-        let more =
-            !cancel.is_cancelled() && from < todo.len() && running.len() < REQUESTS_IN_FLIGHT;
+        let more = !cancel.is_cancelled() && from < todo.len() && running.len() < limits.requests();
         let next_length = todo.get(from).map_or(0, |&i| stored(index, i).1);
         let deadline = draining.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
@@ -1031,13 +1125,16 @@ async fn first_answer(
     transport: &UpdogTransport,
     url: &Url,
     request: &Request,
+    limits: &Limits,
     cancel: &CancellationToken,
 ) -> Result<Option<reqwest::Response>> {
+    let sent = Instant::now();
     let answer = tokio::select! {
         biased;
         () = cancel.cancelled() => return error::CancelledSnafu.fail(),
         r = transport.get_range(url, request.start, request.end) => r,
     };
+    limits.answered(sent.elapsed());
     match answer {
         Ok(Some(response)) => Ok(Some(response)),
         Ok(None) => {
@@ -1060,7 +1157,7 @@ async fn fetch_request(
     job: &ChunkedJob<'_>,
     request: Request,
     mut answer: Option<reqwest::Response>,
-    tx: &tokio::sync::mpsc::Sender<Fetched>,
+    pipe: &Pipe<'_>,
     fetched_bytes: &AtomicU64,
     abort: &CancellationToken,
 ) -> Result<()> {
@@ -1087,17 +1184,19 @@ async fn fetch_request(
                 file.read_exact_at(&mut buf[have..], start)
                     .map_err(|e| range_error(e.to_string()))?;
                 fetched_bytes.fetch_add(end - start, Ordering::Relaxed);
-                hand_on(index, &mut buf, &mut chunks, tx).await?;
+                hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
             }
             ChunkSource::Http(transport, url) => {
                 let mut response = match answer.take() {
                     Some(response) => response,
                     None => {
+                        let sent = Instant::now();
                         let answer = tokio::select! {
                             biased;
                             () = abort.cancelled() => return error::CancelledSnafu.fail(),
                             r = transport.get_range(url, start, end) => r,
                         };
+                        pipe.limits.answered(sent.elapsed());
                         match answer {
                             Ok(Some(response)) => response,
                             Ok(None) => {
@@ -1123,7 +1222,7 @@ async fn fetch_request(
                     };
                     fetched_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
                     buf.extend_from_slice(&piece);
-                    hand_on(index, &mut buf, &mut chunks, tx).await?;
+                    hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
                 };
                 if chunks.peek().is_some() {
                     let reason = failed.unwrap_or_else(|| "the body ended early".to_string());
@@ -1139,17 +1238,33 @@ async fn fetch_request(
     Ok(())
 }
 
-/// Hands every whole chunk at the front of `buf` on to the workers.
+/// Hands every whole chunk at the front of `buf` on to the workers, each once its sequence
+/// number is within the window (until then the body is not read: the server waits).
 async fn hand_on(
     index: &ChunkIndex,
     buf: &mut BytesMut,
     chunks: &mut std::iter::Peekable<std::vec::IntoIter<(usize, usize, Held)>>,
-    tx: &tokio::sync::mpsc::Sender<Fetched>,
+    pipe: &Pipe<'_>,
+    abort: &CancellationToken,
 ) -> Result<()> {
-    while let Some(&(_, chunk, _)) = chunks.peek() {
+    let stopped = || error::Error::Worker {
+        action: "write the chunks",
+        reason: "the writer stopped".to_string(),
+    };
+    while let Some(&(seq, chunk, _)) = chunks.peek() {
         let length = stored(index, chunk).1 as usize;
         if buf.len() < length {
             break;
+        }
+        if seq >= *pipe.written.borrow() + pipe.window {
+            let mut written = pipe.written.clone();
+            tokio::select! {
+                biased;
+                () = abort.cancelled() => return error::CancelledSnafu.fail(),
+                open = written.wait_for(|&w| seq < w + pipe.window) => {
+                    open.map_err(|_| stopped())?;
+                }
+            }
         }
         let bytes = buf.split_to(length).freeze();
         let Some((seq, chunk, held)) = chunks.next() else {
@@ -1161,10 +1276,7 @@ async fn hand_on(
             bytes,
             held,
         };
-        tx.send(fetched).await.map_err(|_| error::Error::Worker {
-            action: "write the chunks",
-            reason: "the writer stopped".to_string(),
-        })?;
+        pipe.tx.send(fetched).await.map_err(|_| stopped())?;
     }
     Ok(())
 }
@@ -1244,6 +1356,29 @@ mod tests {
         assert_eq!(chunks_of(&third), [6, 7]);
         assert_eq!(third.start, 5 * (256 << 10));
         assert_eq!(third.end, 7 * (256 << 10));
+    }
+
+    #[test]
+    fn the_budget_grows_by_what_the_workers_take_in_one_round_trip() {
+        let limits = Limits::new(1 << 20, 2);
+        // Nothing measured yet, or only one of the two: the first budget.
+        limits.answered(Duration::from_millis(10));
+        assert_eq!(limits.budget.available_permits(), 1 << 20);
+        // Two workers, each taking 1 MiB in 10 ms: 2 MiB per 10 ms round trip.
+        limits.decoded(1 << 20, Duration::from_millis(10));
+        assert_eq!(limits.budget.available_permits(), 3 << 20);
+        assert_eq!(limits.requests(), REQUESTS_IN_FLIGHT);
+        // A chunk still takes at most the first budget.
+        assert_eq!(limits.share(5 << 20), 1 << 20);
+        // A slower answer later does not shrink it (the shortest round trip counts).
+        limits.answered(Duration::from_millis(500));
+        assert_eq!(limits.budget.available_permits(), 3 << 20);
+        // A far server and fast workers: at most BUDGET_MAX, in at most REQUESTS_MAX requests.
+        let far = Limits::new(1 << 20, 2);
+        far.answered(Duration::from_millis(80));
+        far.decoded(64 << 20, Duration::from_millis(10));
+        assert_eq!(far.budget.available_permits() as u64, BUDGET_MAX);
+        assert_eq!(far.requests(), REQUESTS_MAX);
     }
 
     #[tokio::test]
