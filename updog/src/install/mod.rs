@@ -230,21 +230,32 @@ impl Chunking {
             let Some(name) = name else {
                 return Ok(None);
             };
-            let index = Arc::new(fetch_index(refreshed, name.as_str()).await?);
             // The running release's index only helps; without it, same offsets still do.
-            let running = match running {
-                Some(r) => fetch_index(refreshed, r.as_str())
-                    .await
-                    .inspect_err(|e| tracing::debug!("not using the running release's index: {e}"))
-                    .ok(),
-                None => None,
+            let running = async {
+                match running {
+                    Some(r) => fetch_index(refreshed, r.as_str())
+                        .await
+                        .inspect_err(|e| {
+                            tracing::debug!("not using the running release's index: {e}");
+                        })
+                        .ok(),
+                    None => None,
+                }
             };
-            Ok::<_, error::Error>(Some((index, running)))
+            let (index, running) = tokio::join!(fetch_index(refreshed, name.as_str()), running);
+            Ok::<_, error::Error>(Some((Arc::new(index?), running)))
         };
+        // All at once: each costs a round trip to the server. The first error in image order
+        // is the one reported.
+        let (boot, root, hash) = tokio::join!(
+            load(indexes.boot.clone(), running.boot.clone()),
+            load(indexes.root.clone(), running.root.clone()),
+            load(indexes.hash.clone(), running.hash.clone()),
+        );
         Ok(Chunking {
-            boot: load(indexes.boot.clone(), running.boot.clone()).await?,
-            root: load(indexes.root.clone(), running.root.clone()).await?,
-            hash: load(indexes.hash.clone(), running.hash.clone()).await?,
+            boot: boot?,
+            root: root?,
+            hash: hash?,
         })
     }
 }
