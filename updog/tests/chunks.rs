@@ -130,14 +130,24 @@ fn in_place(node: &TestNode, release: &BuiltRelease, which: &str, index: &ChunkI
         .collect()
 }
 
+/// The end of the served path of the chunk file of `index`.
+fn chunk_suffix(index: &ChunkIndex) -> String {
+    format!(".{}", index.chunk_file().as_str())
+}
+
+/// The logged requests for paths ending in `suffix`.
+fn requests_for(server: &HttpServer, suffix: &str) -> Vec<testsys::LoggedRequest> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(suffix))
+        .collect()
+}
+
 /// The chunks of `index` that the logged Range requests for its chunk file covered.
 fn requested(server: &HttpServer, index: &ChunkIndex) -> BTreeSet<usize> {
-    let suffix = format!(".{}", index.chunk_file().as_str());
     let mut covered = BTreeSet::new();
-    for request in server.requests() {
-        if !request.path.ends_with(&suffix) {
-            continue;
-        }
+    for request in requests_for(server, &chunk_suffix(index)) {
         let (a, b) = request
             .range_bounds()
             .expect("chunk files are fetched with Range");
@@ -155,10 +165,8 @@ fn requested(server: &HttpServer, index: &ChunkIndex) -> BTreeSet<usize> {
 
 /// Body bytes sent for paths ending in `suffix`.
 fn bytes_sent(server: &HttpServer, suffix: &str) -> u64 {
-    server
-        .requests()
+    requests_for(server, suffix)
         .iter()
-        .filter(|r| r.path.ends_with(suffix))
         .map(|r| r.body_bytes)
         .sum()
 }
@@ -295,7 +303,7 @@ fn a_corrupted_chunk_is_refused_before_it_is_written_and_named() {
         })
         .next_back()
         .unwrap();
-    let file = world.target_file(&format!(".{}", root.chunk_file().as_str()));
+    let file = world.target_file(&chunk_suffix(&root));
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[(offset + length / 2) as usize] ^= 0xFF;
     std::fs::write(&file, bytes).unwrap();
@@ -424,7 +432,7 @@ fn interrupted(faults: &[(Fault, Option<u32>)]) -> (World, BuiltRelease, ChunkIn
     let second = release(&world, &(0..FILES).collect::<Vec<_>>());
     fill_b(&world.node, 0xAA);
     let root = index(&world, "1.1.0", "root");
-    let suffix = format!(".{}", root.chunk_file().as_str());
+    let suffix = chunk_suffix(&root);
     for (fault, times) in faults {
         world.server.inject(&suffix, fault.clone(), *times);
     }
@@ -521,7 +529,7 @@ fn a_stopped_install_writes_what_it_fetched_and_the_restart_fetches_none_of_it_a
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    common::wait_for_body(&world.server, &format!(".{}", root.chunk_file().as_str()));
+    common::wait_for_body(&world.server, &chunk_suffix(&root));
     std::thread::sleep(Duration::from_millis(100));
     common::sigterm(&child);
     let out = child.wait_with_output().unwrap();
@@ -595,31 +603,38 @@ fn a_power_cut_at_each_chunk_point_resumes_without_downloading_a_verified_chunk_
     assert!(counts.first() < counts.last(), "{resumed_with:?}");
 }
 
+/// Publishes 1.1.0 with every file changed, lets `serve` set up the server (it gets ROOT's
+/// index and the path suffix of its chunk file), installs it (checking set B), and returns the
+/// requests for ROOT's chunk file.
+fn install_everything_changed(
+    serve: impl FnOnce(&HttpServer, &ChunkIndex, &str),
+) -> Vec<testsys::LoggedRequest> {
+    let world = world();
+    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    let root = index(&world, "1.1.0", "root");
+    let suffix = chunk_suffix(&root);
+    serve(&world.server, &root, &suffix);
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    assert_installed(&world.node, &second);
+    requests_for(&world.server, &suffix)
+}
+
 #[test]
 fn a_dropped_connection_fetches_only_the_rest_of_the_range_again() {
     if !tools_present() {
         return;
     }
-    let world = world();
-    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
-    let root = index(&world, "1.1.0", "root");
-    let suffix = format!(".{}", root.chunk_file().as_str());
-    // The first answer breaks off 100 bytes into its second chunk (every request takes at
-    // least two of these chunks).
-    let ChunkData::Stored { length, .. } = root.chunks()[0].data else {
-        panic!("ROOT's first chunk holds the superblock");
-    };
-    let cut = length + 100;
-    world.server.inject(&suffix, Fault::DropAfter(cut), Some(1));
-    world.server.clear_requests();
-    ok(&world.updog(&["update-image", "--progress", "none"]));
-    assert_installed(&world.node, &second);
-    let requests: Vec<_> = world
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with(&suffix))
-        .collect();
+    let mut cut = 0;
+    let requests = install_everything_changed(|server, root, suffix| {
+        // The first answer breaks off 100 bytes into its second chunk (every request takes at
+        // least two of these chunks).
+        let ChunkData::Stored { length, .. } = root.chunks()[0].data else {
+            panic!("ROOT's first chunk holds the superblock");
+        };
+        cut = length + 100;
+        server.inject(suffix, Fault::DropAfter(cut), Some(1));
+    });
     let range = |r: &testsys::LoggedRequest| r.range_bounds().unwrap();
     let (first_start, first_end) = range(&requests[0]);
     assert_eq!(
@@ -644,20 +659,18 @@ fn on_a_distant_server_requests_grow_to_cover_the_round_trip() {
     if !tools_present() {
         return;
     }
-    let world = world();
-    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
-    let root = index(&world, "1.1.0", "root");
-    let suffix = format!(".{}", root.chunk_file().as_str());
-    // Every answer takes 50 ms, as from a server far away.
-    world.server.set_latency(Duration::from_millis(50));
-    world.server.clear_requests();
-    ok(&world.updog(&["update-image", "--progress", "none"]));
-    assert_installed(&world.node, &second);
-    let lengths: Vec<u64> = world
-        .server
-        .requests()
+    let mut stored = 0;
+    let requests = install_everything_changed(|server, root, _| {
+        stored = root
+            .chunks()
+            .iter()
+            .filter(|c| c.data != ChunkData::Zero)
+            .count();
+        // Every answer takes 50 ms, as from a server far away.
+        server.set_latency(Duration::from_millis(50));
+    });
+    let lengths: Vec<u64> = requests
         .iter()
-        .filter(|r| r.path.ends_with(&suffix))
         .map(|r| {
             let (first, last) = r.range_bounds().unwrap();
             last.unwrap() + 1 - first
@@ -668,11 +681,6 @@ fn on_a_distant_server_requests_grow_to_cover_the_round_trip() {
     assert!(lengths[0] <= 2 * CHUNK, "{lengths:?}");
     let largest = lengths.iter().max().copied().unwrap_or(0);
     assert!(largest > 4 * CHUNK, "{lengths:?}");
-    let stored = root
-        .chunks()
-        .iter()
-        .filter(|c| c.data != ChunkData::Zero)
-        .count();
     assert!(
         lengths.len() * 3 < stored,
         "{} requests for {stored} chunks",
