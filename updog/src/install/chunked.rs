@@ -29,9 +29,11 @@
 //! (4 to 16) between the fetch and the read-back (a chunk waits, and its body with it, until
 //! the chunk that many places before it is read back), and a byte budget on the compressed
 //! bytes requested and not yet written (what a killed install fetches again):
-//! [`BUDGET_CHUNKS`] chunk sizes, grown by what the workers take during one round trip to the
-//! server (the shortest time to an answer measured so far), at most [`BUDGET_MAX`]. On a far
-//! server a fixed budget would leave the workers idle for a round trip per request.
+//! [`BUDGET_CHUNKS`] chunk sizes, grown by what one round trip to the server (the shortest
+//! time to an answer measured so far) brings at the workers' pace, or at a few times the pace
+//! at which bytes arrived so far if that is less, at most [`BUDGET_MAX`] ([`Pace`]). On a far
+//! server a fixed budget would leave the workers idle for a round trip per request; on a slow
+//! link more requests would only share it.
 //! Copies and zeros are written by the scan threads (each chunk independently, before any
 //! download); the set is not valid until every chunk has been checked, so their order does
 //! not matter.
@@ -613,8 +615,9 @@ struct Request {
     end: u64,
 }
 
-/// How long the server takes to answer and how fast the workers take chunks: what the byte
-/// budget needs to keep the workers busy while a request waits for its answer.
+/// How long the server takes to answer, how fast the workers take chunks and how fast the link
+/// brings them: what the byte budget needs to keep the workers busy while a request waits for
+/// its answer, and no more than the link can use.
 #[derive(Debug)]
 struct Pace {
     /// The shortest time from sending a Range request to its answer's headers, in µs.
@@ -623,7 +626,15 @@ struct Pace {
     decoded_bytes: AtomicU64,
     decode_ns: AtomicU64,
     workers: u64,
+    /// Compressed bytes received since `began`.
+    received: AtomicU64,
+    began: Instant,
 }
+
+/// The budget may take up to this many times the link's pace so far (which never exceeds what
+/// the link can do), so that it grows while it is what holds the link back: a round trip
+/// brings about the budget, and the next budget is four times the pace of those so far.
+const LINK_GAIN: f64 = 4.0;
 
 impl Pace {
     fn new(workers: usize) -> Pace {
@@ -632,21 +643,29 @@ impl Pace {
             decoded_bytes: AtomicU64::new(0),
             decode_ns: AtomicU64::new(0),
             workers: workers.max(1) as u64,
+            received: AtomicU64::new(0),
+            began: Instant::now(),
         }
     }
 
-    /// Compressed bytes the workers take during one round trip (0 until both are measured).
-    fn round_trip_bytes(&self) -> u64 {
+    /// Compressed bytes to keep on their way for one round trip, `elapsed` after the first
+    /// request: the workers' pace, or [`LINK_GAIN`] times the pace at which bytes arrived so far
+    /// if that is less (a slow link gains nothing from more requests sharing it), times the
+    /// shortest round trip. 0 until all are measured.
+    fn round_trip_bytes(&self, elapsed: Duration) -> u64 {
         let rtt = self.round_trip_us.load(Ordering::Relaxed);
         let (bytes, ns) = (
             self.decoded_bytes.load(Ordering::Relaxed),
             self.decode_ns.load(Ordering::Relaxed),
         );
-        if rtt == u64::MAX || bytes == 0 || ns == 0 {
+        let received = self.received.load(Ordering::Relaxed);
+        let elapsed_us = elapsed.as_micros() as f64;
+        if rtt == u64::MAX || bytes == 0 || ns == 0 || received == 0 || elapsed_us == 0.0 {
             return 0;
         }
-        let per_us = bytes as f64 * 1000.0 / ns as f64 * self.workers as f64;
-        (per_us * rtt as f64) as u64
+        let workers_per_us = bytes as f64 * 1000.0 / ns as f64 * self.workers as f64;
+        let link_per_us = LINK_GAIN * received as f64 / elapsed_us;
+        (workers_per_us.min(link_per_us) * rtt as f64) as u64
     }
 }
 
@@ -705,11 +724,21 @@ impl Limits {
         self.grow();
     }
 
+    /// `bytes` compressed bytes arrived.
+    fn received(&self, bytes: u64) {
+        self.pace.received.fetch_add(bytes, Ordering::Relaxed);
+        self.grow();
+    }
+
     /// Grows the budget to `base` plus what one round trip takes (never shrinks it).
     fn grow(&self) {
+        self.grow_after(self.pace.began.elapsed());
+    }
+
+    fn grow_after(&self, elapsed: Duration) {
         let want = self
             .base
-            .saturating_add(self.pace.round_trip_bytes())
+            .saturating_add(self.pace.round_trip_bytes(elapsed))
             .min(BUDGET_MAX.max(self.base));
         let now = self.size.fetch_max(want, Ordering::Relaxed);
         if want > now {
@@ -1184,6 +1213,7 @@ async fn fetch_request(
                 file.read_exact_at(&mut buf[have..], start)
                     .map_err(|e| range_error(e.to_string()))?;
                 fetched_bytes.fetch_add(end - start, Ordering::Relaxed);
+                pipe.limits.received(end - start);
                 hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
             }
             ChunkSource::Http(transport, url) => {
@@ -1221,6 +1251,7 @@ async fn fetch_request(
                         Err(reason) => break Some(reason),
                     };
                     fetched_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
+                    pipe.limits.received(piece.len() as u64);
                     buf.extend_from_slice(&piece);
                     hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
                 };
@@ -1358,25 +1389,46 @@ mod tests {
         assert_eq!(third.end, 7 * (256 << 10));
     }
 
-    #[test]
-    fn the_budget_grows_by_what_the_workers_take_in_one_round_trip() {
+    /// Limits whose pace has these measures (the budget not grown yet).
+    fn paced(rtt_ms: u64, decoded_mib_per_10ms: u64, received_mib: u64) -> Limits {
         let limits = Limits::new(1 << 20, 2);
-        // Nothing measured yet, or only one of the two: the first budget.
-        limits.answered(Duration::from_millis(10));
+        let pace = &limits.pace;
+        pace.round_trip_us.store(rtt_ms * 1000, Ordering::Relaxed);
+        pace.decoded_bytes
+            .store(decoded_mib_per_10ms << 20, Ordering::Relaxed);
+        pace.decode_ns.store(10_000_000, Ordering::Relaxed);
+        pace.received.store(received_mib << 20, Ordering::Relaxed);
+        limits
+    }
+
+    #[test]
+    fn the_budget_grows_by_what_one_round_trip_brings() {
+        // Nothing measured yet: the first budget.
+        let limits = Limits::new(1 << 20, 2);
+        limits.grow_after(Duration::from_secs(1));
         assert_eq!(limits.budget.available_permits(), 1 << 20);
-        // Two workers, each taking 1 MiB in 10 ms: 2 MiB per 10 ms round trip.
-        limits.decoded(1 << 20, Duration::from_millis(10));
+        // Two workers, each taking 1 MiB in 10 ms, a 10 ms round trip and a fast link (100
+        // MiB in 100 ms): the workers' 2 MiB per round trip.
+        let limits = paced(10, 1, 100);
+        limits.grow_after(Duration::from_millis(100));
         assert_eq!(limits.budget.available_permits(), 3 << 20);
         assert_eq!(limits.requests(), REQUESTS_IN_FLIGHT);
         // A chunk still takes at most the first budget.
         assert_eq!(limits.share(5 << 20), 1 << 20);
-        // A slower answer later does not shrink it (the shortest round trip counts).
+        // A slower answer later does not shrink it (the shortest round trip counts), nor does a
+        // slower link.
         limits.answered(Duration::from_millis(500));
+        limits.grow_after(Duration::from_secs(100));
         assert_eq!(limits.budget.available_permits(), 3 << 20);
-        // A far server and fast workers: at most BUDGET_MAX, in at most REQUESTS_MAX requests.
-        let far = Limits::new(1 << 20, 2);
-        far.answered(Duration::from_millis(80));
-        far.decoded(64 << 20, Duration::from_millis(10));
+        // A slow link: 1 MiB in the first second gives four times 10 ms of it, not the
+        // workers' pace.
+        let slow = paced(10, 1, 1);
+        slow.grow_after(Duration::from_secs(1));
+        assert_eq!(slow.budget.available_permits(), (1 << 20) + (4 << 20) / 100);
+        // A far server, fast workers and link: at most BUDGET_MAX, in at most REQUESTS_MAX
+        // requests.
+        let far = paced(80, 64, 1000);
+        far.grow_after(Duration::from_secs(1));
         assert_eq!(far.budget.available_permits() as u64, BUDGET_MAX);
         assert_eq!(far.requests(), REQUESTS_MAX);
     }
