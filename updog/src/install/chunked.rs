@@ -65,8 +65,8 @@ const SLOTS_PER_CORE: usize = 2;
 /// passes alone), before the first answers: what a killed install may have to fetch again.
 /// With one chunk's worth, about two chunks are between the network and the disk and the
 /// workers wait for the next answer; two keep them busy on loopback (docs/benchmarks.md,
-/// "Resume"). The budget then grows by what the workers take in one round trip to the server
-/// (see [`Pace`]).
+/// "Resume"). The budget then grows by what one round trip to the server brings (see
+/// [`Pace`]).
 const BUDGET_CHUNKS: u64 = 2;
 /// The byte budget never grows past this (64 MiB).
 const BUDGET_MAX: u64 = 64 << 20;
@@ -675,7 +675,7 @@ struct Limits {
     budget: Arc<tokio::sync::Semaphore>,
     /// The budget's first size: also the most one chunk takes of it.
     base: u64,
-    /// The budget's size now: `base` plus what one round trip takes ([`Pace`]), at most
+    /// The budget's size now: `base` plus what one round trip brings ([`Pace`]), at most
     /// [`BUDGET_MAX`].
     size: AtomicU64,
     pace: Pace,
@@ -730,7 +730,7 @@ impl Limits {
         self.grow();
     }
 
-    /// Grows the budget to `base` plus what one round trip takes (never shrinks it).
+    /// Grows the budget to `base` plus what one round trip brings (never shrinks it).
     fn grow(&self) {
         self.grow_after(self.pace.began.elapsed());
     }
