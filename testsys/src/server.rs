@@ -1,7 +1,8 @@
 //! A real HTTP server on loopback serving a directory (tower-http's `ServeDir`, which answers
 //! Range requests), with faults a test can inject per path: a dropped connection, a stalled
 //! transfer, a transfer paused until the test resumes it, endless data, a replaced body, an error
-//! status, Range support switched off; and, for every answer, the latency of a distant server.
+//! status, Range support switched off; and, for every answer, the latency of a distant server
+//! and a link of limited rate that all bodies share.
 
 use crate::error::{self, Result};
 use axum::Router;
@@ -97,7 +98,13 @@ struct Shared {
     paused: AtomicUsize,
     /// How long every answer waits before its headers, in microseconds.
     latency_us: AtomicU64,
+    /// The link's rate in bytes a second (0: no limit), and when it is next free.
+    link_rate: AtomicU64,
+    link_free: Mutex<Option<tokio::time::Instant>>,
 }
+
+/// The most a body sends in one turn of the link.
+const LINK_PIECE: usize = 16 << 10;
 
 /// An HTTP server on `127.0.0.1`, serving one directory until dropped.
 #[derive(Debug)]
@@ -195,6 +202,14 @@ impl HttpServer {
         self.shared.latency_us.store(micros, Ordering::SeqCst);
     }
 
+    /// Makes every body from now on go through one link of `bytes_per_second` that all bodies
+    /// share, a piece at a time (0: no limit).
+    pub fn set_link_rate(&self, bytes_per_second: u64) {
+        self.shared
+            .link_rate
+            .store(bytes_per_second, Ordering::SeqCst);
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.rules).clear();
@@ -286,6 +301,11 @@ async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: N
         _ => next.run(request).await,
     };
     let (parts, body) = response.into_parts();
+    let body = if shared.link_rate.load(Ordering::SeqCst) > 0 {
+        through_link(body, shared.clone())
+    } else {
+        body
+    };
     lock(&entry).status = parts.status.as_u16();
     let cut = match fault {
         Some(Fault::DropAfter(n)) => Some((n, Cut::Drop)),
@@ -296,6 +316,43 @@ async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: N
     };
     let counted = count_body(body, entry, cut);
     Response::from_parts(parts, counted)
+}
+
+/// Sends `body` through the shared link: each piece of at most [`LINK_PIECE`] bytes leaves once
+/// the link has carried it, after the pieces of every body queued before it.
+fn through_link(body: Body, shared: Arc<Shared>) -> Body {
+    let pieces = body.into_data_stream().flat_map(|piece| {
+        let mut out = Vec::new();
+        match piece {
+            Ok(mut bytes) => {
+                while bytes.len() > LINK_PIECE {
+                    out.push(Ok(bytes.split_to(LINK_PIECE)));
+                }
+                out.push(Ok(bytes));
+            }
+            Err(e) => out.push(Err(e)),
+        }
+        futures_util::stream::iter(out)
+    });
+    let paced = pieces.then(move |piece| {
+        let shared = shared.clone();
+        async move {
+            if let Ok(bytes) = &piece {
+                let rate = shared.link_rate.load(Ordering::SeqCst).max(1);
+                let done = {
+                    let mut free = lock(&shared.link_free);
+                    let now = tokio::time::Instant::now();
+                    let start = free.map_or(now, |f| f.max(now));
+                    let done = start + Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+                    *free = Some(done);
+                    done
+                };
+                tokio::time::sleep_until(done).await;
+            }
+            piece
+        }
+    });
+    Body::from_stream(paced)
 }
 
 /// What happens to a body at its cut.

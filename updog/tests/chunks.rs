@@ -687,3 +687,33 @@ fn on_a_distant_server_requests_grow_to_cover_the_round_trip() {
         lengths.len()
     );
 }
+
+#[test]
+fn on_a_slow_link_requests_stay_near_what_it_carries_in_a_round_trip() {
+    if !tools_present() {
+        return;
+    }
+    const RATE: u64 = 1_000_000;
+    let requests = install_everything_changed(|server, _, _| {
+        // 50 ms away, over a link of 1 MB/s that every body shares.
+        server.set_latency(Duration::from_millis(50));
+        server.set_link_rate(RATE);
+    });
+    let lengths: Vec<u64> = requests
+        .iter()
+        .map(|r| {
+            let (first, last) = r.range_bounds().unwrap();
+            last.unwrap() + 1 - first
+        })
+        .collect();
+    // The workers could take far more in a round trip than the link brings: the budget is
+    // two chunk sizes plus about four round trips' worth of the link (at 1 MB/s, 200 KB per
+    // 50 ms), not the whole rest of the image in one request.
+    let largest = lengths.iter().max().copied().unwrap_or(0);
+    assert!(largest <= 12 * CHUNK, "{lengths:?}");
+    let total: u64 = lengths.iter().sum();
+    assert!(
+        total > 24 * CHUNK,
+        "ROOT's chunks are {total} bytes: {lengths:?}"
+    );
+}
