@@ -79,6 +79,12 @@ impl LoggedRequest {
         };
         Some((first.parse().ok()?, last))
     }
+
+    /// How many bytes its Range header asked for (`None` without one, or when open-ended).
+    pub fn range_len(&self) -> Option<u64> {
+        let (first, last) = self.range_bounds()?;
+        Some(last?.checked_sub(first)? + 1)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -484,5 +490,8 @@ mod tests {
         );
         assert_eq!(logged(Some("bytes=-500")).range_bounds(), None);
         assert_eq!(logged(None).range_bounds(), None);
+        assert_eq!(logged(Some("bytes=5-9")).range_len(), Some(5));
+        assert_eq!(logged(Some("bytes=4000-")).range_len(), None);
+        assert_eq!(logged(None).range_len(), None);
     }
 }

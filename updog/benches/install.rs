@@ -331,7 +331,7 @@ fn latency(
     let latencies = std::env::var("UPDOG_BENCH_LATENCY_MS").unwrap_or_else(|_| "2,10,40".into());
     let loop_argv: Vec<&str> = loop_args.iter().map(String::as_str).collect();
     println!(
-        "\n| latency per request | updog, chunked: wall s | its requests | largest Range request, MiB | loop: wall s | updog's speed-up over the loop |\n|---|---|---|---|---|---|"
+        "\n| latency per request | updog, chunked: wall s | its requests (last round) | largest Range request (last round), MiB | loop: wall s | updog's speed-up over the loop |\n|---|---|---|---|---|---|"
     );
     for ms in latencies
         .split(',')
@@ -357,8 +357,7 @@ fn latency(
                 requests = log.len();
                 largest = log
                     .iter()
-                    .filter_map(|r| r.range_bounds())
-                    .filter_map(|(start, end)| Some(end? + 1 - start))
+                    .filter_map(testsys::LoggedRequest::range_len)
                     .max()
                     .unwrap_or(0);
                 ratios.push(l.wall / u.wall);

@@ -669,13 +669,7 @@ fn on_a_distant_server_requests_grow_to_cover_the_round_trip() {
         // Every answer takes 50 ms, as from a server far away.
         server.set_latency(Duration::from_millis(50));
     });
-    let lengths: Vec<u64> = requests
-        .iter()
-        .map(|r| {
-            let (first, last) = r.range_bounds().unwrap();
-            last.unwrap() + 1 - first
-        })
-        .collect();
+    let lengths: Vec<u64> = requests.iter().map(|r| r.range_len().unwrap()).collect();
     // Before any answer, a request asks for at most two chunk sizes; once the round trip is
     // measured, requests ask for more than twice that.
     assert!(lengths[0] <= 2 * CHUNK, "{lengths:?}");
@@ -699,13 +693,7 @@ fn on_a_slow_link_requests_stay_near_what_it_carries_in_a_round_trip() {
         server.set_latency(Duration::from_millis(50));
         server.set_link_rate(RATE);
     });
-    let lengths: Vec<u64> = requests
-        .iter()
-        .map(|r| {
-            let (first, last) = r.range_bounds().unwrap();
-            last.unwrap() + 1 - first
-        })
-        .collect();
+    let lengths: Vec<u64> = requests.iter().map(|r| r.range_len().unwrap()).collect();
     // The workers could take far more in a round trip than the link brings: the budget is
     // two chunk sizes plus about four round trips' worth of the link (at 1 MB/s, 200 KB per
     // 50 ms), not the whole rest of the image in one request.

@@ -724,10 +724,33 @@ impl Limits {
         self.grow();
     }
 
-    /// `bytes` compressed bytes arrived.
+    /// `bytes` compressed bytes arrived (counted as they arrive; the budget is grown with this
+    /// at the next answer or chunk decoded, which is when it can be used).
     fn received(&self, bytes: u64) {
         self.pace.received.fetch_add(bytes, Ordering::Relaxed);
-        self.grow();
+    }
+
+    /// Compressed bytes arrived so far (what progress reports as downloaded).
+    fn received_bytes(&self) -> u64 {
+        self.pace.received.load(Ordering::Relaxed)
+    }
+
+    /// Asks for `start..end` of `url`, unless `stop` comes first, and times the answer.
+    async fn ask(
+        &self,
+        transport: &UpdogTransport,
+        url: &Url,
+        (start, end): (u64, u64),
+        stop: &CancellationToken,
+    ) -> Result<std::result::Result<Option<reqwest::Response>, String>> {
+        let sent = Instant::now();
+        let answer = tokio::select! {
+            biased;
+            () = stop.cancelled() => return error::CancelledSnafu.fail(),
+            r = transport.get_range(url, start, end) => r,
+        };
+        self.answered(sent.elapsed());
+        Ok(answer)
     }
 
     /// Grows the budget to `base` plus what one round trip brings (never shrinks it).
@@ -1069,7 +1092,6 @@ async fn fetch_all(
     use futures_util::StreamExt;
     use futures_util::stream::FuturesUnordered;
     let (index, limits) = (&job.index, pipe.limits);
-    let fetched_bytes = AtomicU64::new(0);
     let mut from = 0usize;
     // A stop (`cancel`) starts no new request and lets those in flight finish for a moment, so
     // that what they carry is written and not fetched again; `abort` ends them.
@@ -1080,7 +1102,7 @@ async fn fetch_all(
     let mut ticker = tokio::time::interval(EVENT_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let report_now = |counts: &mut ChunkCounts| {
-        counts.bytes_downloaded = fetched_bytes.load(Ordering::Relaxed);
+        counts.bytes_downloaded = limits.received_bytes();
         counts.downloaded = *pipe.written.borrow() as u64;
         report(counts, counts.bytes_downloaded);
     };
@@ -1101,14 +1123,7 @@ async fn fetch_all(
                 }
             }
             first = false;
-            running.push(fetch_request(
-                job,
-                request,
-                answer,
-                pipe,
-                &fetched_bytes,
-                &abort,
-            ));
+            running.push(fetch_request(job, request, answer, pipe, &abort));
         }
         if running.is_empty() {
             break;
@@ -1157,14 +1172,10 @@ async fn first_answer(
     limits: &Limits,
     cancel: &CancellationToken,
 ) -> Result<Option<reqwest::Response>> {
-    let sent = Instant::now();
-    let answer = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return error::CancelledSnafu.fail(),
-        r = transport.get_range(url, request.start, request.end) => r,
-    };
-    limits.answered(sent.elapsed());
-    match answer {
+    match limits
+        .ask(transport, url, (request.start, request.end), cancel)
+        .await?
+    {
         Ok(Some(response)) => Ok(Some(response)),
         Ok(None) => {
             tracing::info!("{url} ignores Range requests: streaming the image");
@@ -1187,7 +1198,6 @@ async fn fetch_request(
     request: Request,
     mut answer: Option<reqwest::Response>,
     pipe: &Pipe<'_>,
-    fetched_bytes: &AtomicU64,
     abort: &CancellationToken,
 ) -> Result<()> {
     let index = &job.index;
@@ -1212,31 +1222,21 @@ async fn fetch_request(
                 buf.resize(have + (end - start) as usize, 0);
                 file.read_exact_at(&mut buf[have..], start)
                     .map_err(|e| range_error(e.to_string()))?;
-                fetched_bytes.fetch_add(end - start, Ordering::Relaxed);
                 pipe.limits.received(end - start);
                 hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
             }
             ChunkSource::Http(transport, url) => {
                 let mut response = match answer.take() {
                     Some(response) => response,
-                    None => {
-                        let sent = Instant::now();
-                        let answer = tokio::select! {
-                            biased;
-                            () = abort.cancelled() => return error::CancelledSnafu.fail(),
-                            r = transport.get_range(url, start, end) => r,
-                        };
-                        pipe.limits.answered(sent.elapsed());
-                        match answer {
-                            Ok(Some(response)) => response,
-                            Ok(None) => {
-                                return Err(range_error(
-                                    "the server stopped answering Range requests".to_string(),
-                                ));
-                            }
-                            Err(reason) => return Err(range_error(reason)),
+                    None => match pipe.limits.ask(transport, url, (start, end), abort).await? {
+                        Ok(Some(response)) => response,
+                        Ok(None) => {
+                            return Err(range_error(
+                                "the server stopped answering Range requests".to_string(),
+                            ));
                         }
-                    }
+                        Err(reason) => return Err(range_error(reason)),
+                    },
                 };
                 let mut meter = transport.meter();
                 let failed = loop {
@@ -1250,7 +1250,6 @@ async fn fetch_request(
                         Ok(None) => break None,
                         Err(reason) => break Some(reason),
                     };
-                    fetched_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
                     pipe.limits.received(piece.len() as u64);
                     buf.extend_from_slice(&piece);
                     hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
@@ -1287,14 +1286,12 @@ async fn hand_on(
         if buf.len() < length {
             break;
         }
-        if seq >= *pipe.written.borrow() + pipe.window {
-            let mut written = pipe.written.clone();
-            tokio::select! {
-                biased;
-                () = abort.cancelled() => return error::CancelledSnafu.fail(),
-                open = written.wait_for(|&w| seq < w + pipe.window) => {
-                    open.map_err(|_| stopped())?;
-                }
+        let mut written = pipe.written.clone();
+        tokio::select! {
+            biased;
+            () = abort.cancelled() => return error::CancelledSnafu.fail(),
+            open = written.wait_for(|&w| seq < w + pipe.window) => {
+                open.map_err(|_| stopped())?;
             }
         }
         let bytes = buf.split_to(length).freeze();
