@@ -33,7 +33,8 @@
 //! time to an answer measured so far) brings at the workers' pace, or at a few times the pace
 //! at which bytes arrived so far if that is less, at most [`BUDGET_MAX`] ([`Pace`]). On a far
 //! server a fixed budget would leave the workers idle for a round trip per request; on a slow
-//! link more requests would only share it.
+//! link more requests would only share it. The next image of the install starts with the budget
+//! and the measures this one reached ([`Learned`]).
 //! Copies and zeros are written by the scan threads (each chunk independently, before any
 //! download); the set is not valid until every chunk has been checked, so their order does
 //! not matter.
@@ -224,6 +225,7 @@ pub(crate) async fn install_chunked(
     disk: &Path,
     job: &ChunkedJob<'_>,
     version: &str,
+    learned: &mut Learned,
     progress: &dyn ProgressSink,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
@@ -339,6 +341,7 @@ pub(crate) async fn install_chunked(
             job,
             &todo,
             &mut counts,
+            learned,
             &|c: &ChunkCounts, done| progress.event(&event(c, done, total_bytes, started)),
             cancel,
         )
@@ -615,6 +618,21 @@ struct Request {
     end: u64,
 }
 
+/// What the images downloaded so far in one install measured of the server and the workers
+/// ([`Pace`]), and the byte budget they reached: the next image's budget starts there rather
+/// than at [`BUDGET_CHUNKS`] chunk sizes, so that only the first image ramps up. The link's
+/// pace is measured again for each image (it starts with a round trip in which nothing
+/// arrives, which would weigh on a short image's average).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Learned {
+    /// The shortest round trip, in µs.
+    round_trip_us: Option<u64>,
+    decoded_bytes: u64,
+    decode_ns: u64,
+    /// The budget's size at the end.
+    budget: u64,
+}
+
 /// How long the server takes to answer, how fast the workers take chunks and how fast the link
 /// brings them: what the byte budget needs to keep the workers busy while a request waits for
 /// its answer, and no more than the link can use.
@@ -637,11 +655,11 @@ struct Pace {
 const LINK_GAIN: f64 = 4.0;
 
 impl Pace {
-    fn new(workers: usize) -> Pace {
+    fn new(workers: usize, learned: Learned) -> Pace {
         Pace {
-            round_trip_us: AtomicU64::new(u64::MAX),
-            decoded_bytes: AtomicU64::new(0),
-            decode_ns: AtomicU64::new(0),
+            round_trip_us: AtomicU64::new(learned.round_trip_us.unwrap_or(u64::MAX)),
+            decoded_bytes: AtomicU64::new(learned.decoded_bytes),
+            decode_ns: AtomicU64::new(learned.decode_ns),
             workers: workers.max(1) as u64,
             received: AtomicU64::new(0),
             began: Instant::now(),
@@ -682,14 +700,28 @@ struct Limits {
 }
 
 impl Limits {
-    fn new(budget_bytes: u64, workers: usize) -> Limits {
+    /// A budget of `budget_bytes`, or the one the images before reached if that is more.
+    fn new(budget_bytes: u64, workers: usize, learned: Learned) -> Limits {
+        let size = learned.budget.min(BUDGET_MAX).max(budget_bytes);
         Limits {
             budget: Arc::new(tokio::sync::Semaphore::new(
-                usize::try_from(budget_bytes).unwrap_or(usize::MAX >> 4),
+                usize::try_from(size).unwrap_or(usize::MAX >> 4),
             )),
             base: budget_bytes,
-            size: AtomicU64::new(budget_bytes),
-            pace: Pace::new(workers),
+            size: AtomicU64::new(size),
+            pace: Pace::new(workers, learned),
+        }
+    }
+
+    /// What this image and those before it measured, for the next image.
+    fn learned(&self) -> Learned {
+        let pace = &self.pace;
+        let rtt = pace.round_trip_us.load(Ordering::Relaxed);
+        Learned {
+            round_trip_us: (rtt != u64::MAX).then_some(rtt),
+            decoded_bytes: pace.decoded_bytes.load(Ordering::Relaxed),
+            decode_ns: pace.decode_ns.load(Ordering::Relaxed),
+            budget: self.size.load(Ordering::Relaxed),
         }
     }
 
@@ -840,6 +872,7 @@ async fn download(
     job: &ChunkedJob<'_>,
     todo: &[usize],
     counts: &mut ChunkCounts,
+    learned: &mut Learned,
     report: &(dyn Fn(&ChunkCounts, u64) + Sync),
     cancel: &CancellationToken,
 ) -> Result<bool> {
@@ -848,7 +881,11 @@ async fn download(
     let (written_tx, written) = tokio::sync::watch::channel(0usize);
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let slots = (SLOTS_PER_CORE * workers).clamp(4, 16);
-    let limits = Arc::new(Limits::new(BUDGET_CHUNKS * index.chunk_size(), workers));
+    let limits = Arc::new(Limits::new(
+        BUDGET_CHUNKS * index.chunk_size(),
+        workers,
+        *learned,
+    ));
     let buffers = Arc::new(Buffers::new(index.chunk_size() as usize));
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(slots);
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -924,6 +961,7 @@ async fn download(
     })?;
     // The writer's error (a bad chunk) explains a fetch that stopped because of it.
     let written = written?;
+    *learned = limits.learned();
     match fetched {
         Ok(true) => {
             counts.downloaded = written;
@@ -1355,7 +1393,7 @@ mod tests {
     async fn a_request_takes_adjacent_chunks_while_the_budget_has_room() {
         let index = index(256 << 10);
         let cancel = CancellationToken::new();
-        let limits = Limits::new(1 << 20, 16);
+        let limits = Limits::new(1 << 20, 16, Learned::default());
         // 0, 1 | (2 in place) | 4.. across the zero chunk 3.
         let todo = [0, 1, 4, 5, 6, 7, 8, 9, 10, 11];
         let first = next_request(&index, &todo, 0, &limits, true, &cancel)
@@ -1388,7 +1426,7 @@ mod tests {
 
     /// Limits whose pace has these measures (the budget not grown yet).
     fn paced(rtt_ms: u64, decoded_mib_per_10ms: u64, received_mib: u64) -> Limits {
-        let limits = Limits::new(1 << 20, 2);
+        let limits = Limits::new(1 << 20, 2, Learned::default());
         let pace = &limits.pace;
         pace.round_trip_us.store(rtt_ms * 1000, Ordering::Relaxed);
         pace.decoded_bytes
@@ -1401,7 +1439,7 @@ mod tests {
     #[test]
     fn the_budget_grows_by_what_one_round_trip_brings() {
         // Nothing measured yet: the first budget.
-        let limits = Limits::new(1 << 20, 2);
+        let limits = Limits::new(1 << 20, 2, Learned::default());
         limits.grow_after(Duration::from_secs(1));
         assert_eq!(limits.budget.available_permits(), 1 << 20);
         // Two workers, each taking 1 MiB in 10 ms, a 10 ms round trip and a fast link (100
@@ -1430,13 +1468,51 @@ mod tests {
         assert_eq!(far.requests(), REQUESTS_MAX);
     }
 
+    #[test]
+    fn the_next_image_starts_from_what_the_images_before_measured() {
+        // An image whose budget grew to 3 MiB (a 10 ms round trip, two workers taking 1 MiB in
+        // 10 ms each, a fast link).
+        let first = paced(10, 1, 100);
+        first.grow_after(Duration::from_millis(100));
+        let learned = first.learned();
+        // The next image's budget is that one from its start, before any answer.
+        let next = Limits::new(1 << 20, 2, learned);
+        assert_eq!(next.budget.available_permits(), 3 << 20);
+        // A slower round trip there does not lengthen the shortest, and the workers' pace goes
+        // on from what they did before.
+        next.answered(Duration::from_millis(20));
+        next.decoded(1 << 20, Duration::from_millis(10));
+        let after = next.learned();
+        assert_eq!(after.round_trip_us, Some(10_000));
+        assert_eq!(
+            (after.decoded_bytes, after.decode_ns),
+            (2 << 20, 20_000_000)
+        );
+        // A smaller chunk size's image still gets the budget reached; a larger one at least
+        // its own two chunks.
+        assert_eq!(
+            Limits::new(256 << 10, 2, learned)
+                .budget
+                .available_permits(),
+            3 << 20
+        );
+        assert_eq!(
+            Limits::new(4 << 20, 2, learned).budget.available_permits(),
+            4 << 20
+        );
+        // Nothing measured: nothing carried, the first budget.
+        let fresh = Limits::new(1 << 20, 2, Learned::default());
+        let none = Limits::new(1 << 20, 2, fresh.learned());
+        assert_eq!(none.budget.available_permits(), 1 << 20);
+    }
+
     #[tokio::test]
     async fn a_request_stops_at_the_range_cap_and_a_large_chunk_goes_alone() {
         let cancel = CancellationToken::new();
         let index = index(1 << 20);
         let todo = [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11];
         // Plenty of budget: the 8 MiB cap cuts the request.
-        let limits = Limits::new(64 << 20, 16);
+        let limits = Limits::new(64 << 20, 16, Learned::default());
         let request = next_request(&index, &todo, 0, &limits, true, &cancel)
             .await
             .unwrap()
@@ -1444,7 +1520,7 @@ mod tests {
         assert_eq!(chunks_of(&request), [0, 1, 2, 4, 5, 6, 7, 8]);
         assert_eq!(request.end - request.start, RANGE_CAP);
         // A chunk larger than the whole budget takes all of it, alone.
-        let limits = Limits::new(512 << 10, 16);
+        let limits = Limits::new(512 << 10, 16, Learned::default());
         let request = next_request(&index, &todo, 0, &limits, true, &cancel)
             .await
             .unwrap()

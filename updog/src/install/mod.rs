@@ -17,13 +17,14 @@ use crate::error::{self, Result};
 use crate::lock::UpdateLock;
 use crate::progress::{Phase, ProgressEvent, ProgressSink};
 use crate::updater::{MANIFEST, Refreshed, Request, Updater, read_small_target};
-use chunked::{ChunkSource, ChunkedJob, Outcome, install_chunked};
+use chunked::{ChunkSource, ChunkedJob, Learned, Outcome, install_chunked};
 use semver::Version;
 use signpost::{PartitionInfo, SetId, SetPartitions};
 use snafu::{OptionExt, ResultExt};
 use std::sync::Arc;
 use stream::{ImageJob, write_image};
 use tokio_util::sync::CancellationToken;
+use tough::Prefix;
 use update_metadata::{ChunkIndex, Update};
 use verify::{verify_boot_and_hash, verify_root};
 use verity::HashTree;
@@ -73,7 +74,14 @@ pub async fn install_update(
     tracing::info!("installing {version}");
 
     phase(Phase::Cache);
-    cache(updater, refreshed, update).await?;
+    // The chunk indexes are fetched while the cache is written: each is a round trip to the
+    // server, and neither touches a partition.
+    let (cached, chunks) = tokio::join!(
+        cache(updater, refreshed, update),
+        Chunking::load(updater, refreshed, update)
+    );
+    cached?;
+    let chunks = chunks?;
     check(cancel)?;
 
     phase(Phase::Clear);
@@ -93,6 +101,7 @@ pub async fn install_update(
         updater,
         refreshed,
         update,
+        &chunks,
         &parts,
         active.as_ref(),
         progress,
@@ -115,11 +124,13 @@ pub async fn install_update(
 
 /// Writes `update`'s three images into `parts` and verifies them on disk. No attribute bit
 /// changes here: the callers decide what the set becomes. `active` is the running set, whose
-/// chunks a chunked install may copy.
+/// chunks a chunked install may copy; `chunks` holds the images' chunk indexes.
+#[allow(clippy::too_many_arguments)]
 async fn write_set(
     updater: &Updater,
     refreshed: &Refreshed,
     update: &Update,
+    chunks: &Chunking,
     parts: &SetPartitions,
     active: Option<&SetPartitions>,
     progress: &dyn ProgressSink,
@@ -127,15 +138,15 @@ async fn write_set(
 ) -> Result<()> {
     let version = update.version.to_string();
     let phase = |p: Phase| progress.event(&ProgressEvent::phase(p, Some(&version)));
-    let chunks = Chunking::load(updater, refreshed, update).await?;
     // BOOT and HASH first (small): they are read back and the tree checked against BOOT's root
     // hash while nothing of ROOT is written yet; ROOT goes last, checked against that tree
     // (see README.md, "Performance").
     let images = &update.images;
-    let ctx = Context {
+    let mut ctx = Context {
         updater,
         refreshed,
         version: &version,
+        learned: Learned::default(),
         progress,
         cancel,
     };
@@ -270,6 +281,9 @@ struct Context<'a> {
     updater: &'a Updater,
     refreshed: &'a Refreshed,
     version: &'a str,
+    /// What the images chunked so far measured of the server (the next one's budget starts
+    /// there).
+    learned: Learned,
     progress: &'a dyn ProgressSink,
     cancel: &'a CancellationToken,
 }
@@ -279,7 +293,7 @@ impl Context<'_> {
     /// requests), else from its lz4 stream. Returns what was written and whether it was chunked
     /// (then every chunk is already verified on disk).
     async fn write(
-        &self,
+        &mut self,
         job: ImageJob<'_>,
         chunks: &Option<(Arc<ChunkIndex>, Option<ChunkIndex>)>,
         active: Option<&PartitionInfo>,
@@ -301,6 +315,7 @@ impl Context<'_> {
                 &self.updater.disk,
                 &chunked,
                 self.version,
+                &mut self.learned,
                 self.progress,
                 self.cancel,
             )
@@ -412,7 +427,11 @@ pub async fn provision(
     }
     let parts = disk.partitions(set).clone();
     drop(disk);
-    write_set(updater, refreshed, update, &parts, None, progress, cancel).await?;
+    let chunks = Chunking::load(updater, refreshed, update).await?;
+    write_set(
+        updater, refreshed, update, &chunks, &parts, None, progress, cancel,
+    )
+    .await?;
     progress.event(&ProgressEvent::phase(
         Phase::Done,
         Some(&update.version.to_string()),
@@ -433,19 +452,40 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
         })?;
     let mut targets = vec![MANIFEST.to_string()];
     targets.extend(path.migrations.iter().map(|m| m.as_str().to_string()));
-    let paths = &updater.paths;
-    refreshed
-        .repo
-        .cache(
-            &paths.metadata_cache,
-            &paths.migrations_cache,
-            Some(&targets),
-            true,
-        )
-        .await
+    let (paths, repo) = (&updater.paths, &refreshed.repo);
+    for dir in [&paths.metadata_cache, &paths.migrations_cache] {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .context(error::IoSnafu {
+                verb: "create",
+                path: dir,
+            })?;
+    }
+    // What tough's `Repository::cache` does, with the files fetched at once instead of one after
+    // another: each is a round trip to the server. The metadata's files still come in turn.
+    let prefix = if repo.root().signed.consistent_snapshot {
+        Prefix::Digest
+    } else {
+        Prefix::None
+    };
+    let save = targets.into_iter().map(|name| async move {
+        let target = tough::TargetName::new(name)?;
+        repo.save_target(&target, &paths.migrations_cache, prefix)
+            .await
+    });
+    let (metadata, saved) = tokio::join!(
+        repo.cache_metadata(&paths.metadata_cache, true),
+        futures_util::future::join_all(save),
+    );
+    saved
+        .into_iter()
+        .collect::<std::result::Result<Vec<()>, _>>()
         .context(error::CacheSnafu {
-            path: &paths.metadata_cache,
-        })
+            path: &paths.migrations_cache,
+        })?;
+    metadata.context(error::CacheSnafu {
+        path: &paths.metadata_cache,
+    })
 }
 
 /// Runs blocking work (scanning, reading partitions back) off the async threads.
