@@ -75,7 +75,7 @@ const BUDGET_MAX: u64 = 64 << 20;
 pub(crate) const RANGE_CAP: u64 = 8 << 20;
 /// Uncompressed bytes written between two checkpoints, at most. A checkpoint syncs on its own
 /// thread, so the writer does not wait for it.
-const CHECKPOINT_MAX: u64 = 256 << 20;
+const CHECKPOINT_MAX: u64 = 64 << 20;
 /// The first look at a chunk.
 const QUICK: usize = 4096;
 /// Least time between two download events.
@@ -915,8 +915,10 @@ async fn download(
         }));
     }
     drop(out_tx);
-    // About four checkpoints per image.
-    let checkpoint = (todo.len() as u64 * index.chunk_size() / 4).clamp(
+    // About sixteen checkpoints per image, at most 64 MiB apart: the partition is written back
+    // while the download goes on, and the final sync has little left to wait for (a power cut
+    // loses less, too).
+    let checkpoint = (todo.len() as u64 * index.chunk_size() / 16).clamp(
         4 * index.chunk_size(),
         CHECKPOINT_MAX.max(4 * index.chunk_size()),
     );
