@@ -73,8 +73,19 @@ fn main() {
         .tempdir_in(std::env::var("UPDOG_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
         .expect("work dir");
     let tree = work.path().join("tree");
-    let copied = fill_tree(&tree, mib * 8 / 10 * (1 << 20));
-    eprintln!("copied {} MiB of files from /usr", copied >> 20);
+    // 80 % of the image in file bytes; and, counted in whole 4 KiB blocks (a directory takes
+    // one), at most 90 % less 8 MiB for the journal and the inode tables: /usr's many small
+    // files take more room than their bytes, which fills a small image first.
+    let (copied, blocks) = fill_tree(
+        &tree,
+        mib * 8 / 10 * (1 << 20),
+        (mib * 9 / 10).saturating_sub(8) << 20,
+    );
+    eprintln!(
+        "copied {} MiB of files from /usr ({} MiB in 4 KiB blocks)",
+        copied >> 20,
+        blocks >> 20
+    );
 
     let repo = TestRepo::create(&work.path().join("publisher"), "bench", "x86_64").expect("repo");
     let first = repo
@@ -871,9 +882,11 @@ fn steal_seconds() -> f64 {
         .map_or(0.0, |ticks| ticks / 100.0)
 }
 
-/// Copies regular files from /usr into `dst` until `budget` bytes.
-fn fill_tree(dst: &Path, budget: u64) -> u64 {
-    let mut copied = 0u64;
+/// Copies regular files from /usr into `dst` until `budget` bytes, or `room` bytes counted in
+/// whole 4 KiB blocks (files, and one block per directory). Returns both counts.
+fn fill_tree(dst: &Path, budget: u64, room: u64) -> (u64, u64) {
+    let block = |len: u64| len.div_ceil(4096) * 4096;
+    let (mut copied, mut blocks) = (0u64, 0u64);
     let mut round = 0;
     while copied < budget {
         let mut stack = vec![PathBuf::from("/usr")];
@@ -892,16 +905,19 @@ fn fill_tree(dst: &Path, budget: u64) -> u64 {
                     let Ok(meta) = entry.metadata() else {
                         continue;
                     };
-                    if copied + meta.len() > budget {
+                    if copied + meta.len() > budget || blocks + block(meta.len()) + 4096 > room {
                         continue;
                     }
                     let rel = path.strip_prefix("/").expect("absolute");
                     let to = dst.join(format!("copy{round}")).join(rel);
                     if let Some(parent) = to.parent() {
-                        let _ = std::fs::create_dir_all(parent);
+                        if !parent.exists() && std::fs::create_dir_all(parent).is_ok() {
+                            blocks += 4096;
+                        }
                     }
                     if std::fs::copy(&path, &to).is_ok() {
                         copied += meta.len();
+                        blocks += block(meta.len());
                     }
                 }
             }
@@ -911,5 +927,5 @@ fn fill_tree(dst: &Path, budget: u64) -> u64 {
             break;
         }
     }
-    copied
+    (copied, blocks)
 }
