@@ -1,6 +1,6 @@
 //! The attack and fault catalogue: each attack is refused with a one-line error, the inactive set
-//! is left unbootable (priority 0, tries 0) and the active set's partitions and GPT entries are
-//! byte-for-byte unchanged.
+//! is left unbootable (priority 0, tries 0), or as it was when the refusal comes before it is
+//! cleared, and the active set's partitions and GPT entries are byte-for-byte unchanged.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -439,3 +439,51 @@ fn a_trickling_transfer_is_cut_off_below_the_minimum_rate_and_refused() {
 }
 
 use std::io::Read as _;
+
+#[test]
+fn a_tampered_migration_is_refused_before_the_staged_set_is_cleared() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let staged = world.release("1.1.0");
+    ok(&world.updog(&["update-image", "--progress", "none"]));
+    let flags = |node: &testsys::TestNode| {
+        let b = node.signpost().unwrap().flags(SetId::B);
+        (b.priority.get(), b.tries_left.get(), b.successful)
+    };
+    assert_eq!(flags(&world.node), (0, 1, false), "1.1.0 is staged in B");
+    // 1.2.0 comes with a migration, whose file on the server is then changed.
+    let migration = world.work.path().join("motd.json");
+    let doc = r#"{"operations": [{"op": "add", "key": "motd.text", "value": "hello"}]}"#;
+    std::fs::write(&migration, doc).unwrap();
+    let built = world.repo.build("1.2.0", &[]).unwrap();
+    let options = PublishOptions {
+        migrations: vec![migration],
+        ..PublishOptions::default()
+    };
+    world.repo.publish(&built, &options).unwrap();
+    let served = world.target_file("migrate_v1.2.0_motd.json.lz4");
+    let mut bytes = std::fs::read(&served).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&served, bytes).unwrap();
+
+    let before = active_fingerprint(&world.node);
+    let line = refused(
+        &world.updog(&["update-image", "--progress", "none"]),
+        &[
+            "Failed to cache the repository",
+            "migrate_v1.2.0_motd.json.lz4",
+        ],
+    );
+    eprintln!("refused: {line}");
+    // The cache comes before the inactive set is cleared: 1.1.0 is still staged there, whole.
+    assert_eq!(flags(&world.node), (0, 1, false), "set B was cleared");
+    assert_eq!(
+        world.node.images_differing(SetId::B, &staged).unwrap(),
+        Vec::<&str>::new(),
+        "set B no longer holds 1.1.0"
+    );
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+}

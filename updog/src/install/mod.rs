@@ -18,6 +18,7 @@ use crate::lock::UpdateLock;
 use crate::progress::{Phase, ProgressEvent, ProgressSink};
 use crate::updater::{MANIFEST, Refreshed, Request, Updater, read_small_target};
 use chunked::{ChunkSource, ChunkedJob, Learned, Outcome, install_chunked};
+use futures_util::{StreamExt, TryStreamExt};
 use semver::Version;
 use signpost::{PartitionInfo, SetId, SetPartitions};
 use snafu::{OptionExt, ResultExt};
@@ -439,6 +440,9 @@ pub async fn provision(
     Ok(())
 }
 
+/// Targets the cache fetches at once, at most.
+const CACHE_AT_ONCE: usize = 8;
+
 /// Caches the manifest, the metadata (with the root chain) and every migration between the
 /// running and the new version, for the migrator to read offline with tough's file transport.
 async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Result<()> {
@@ -462,7 +466,8 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
             })?;
     }
     // What tough's `Repository::cache` does, with the files fetched at once instead of one after
-    // another: each is a round trip to the server. The metadata's files still come in turn.
+    // another (at most eight targets at a time: a long migration path has many): each is a
+    // round trip to the server. The metadata's files still come in turn.
     let prefix = if repo.root().signed.consistent_snapshot {
         Prefix::Digest
     } else {
@@ -475,14 +480,13 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
     });
     let (metadata, saved) = tokio::join!(
         repo.cache_metadata(&paths.metadata_cache, true),
-        futures_util::future::join_all(save),
+        futures_util::stream::iter(save)
+            .buffered(CACHE_AT_ONCE)
+            .try_collect::<Vec<()>>(),
     );
-    saved
-        .into_iter()
-        .collect::<std::result::Result<Vec<()>, _>>()
-        .context(error::CacheSnafu {
-            path: &paths.migrations_cache,
-        })?;
+    saved.context(error::CacheSnafu {
+        path: &paths.migrations_cache,
+    })?;
     metadata.context(error::CacheSnafu {
         path: &paths.metadata_cache,
     })
