@@ -457,14 +457,13 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
     let mut targets = vec![MANIFEST.to_string()];
     targets.extend(path.migrations.iter().map(|m| m.as_str().to_string()));
     let (paths, repo) = (&updater.paths, &refreshed.repo);
-    for dir in [&paths.metadata_cache, &paths.migrations_cache] {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .context(error::IoSnafu {
-                verb: "create",
-                path: dir,
-            })?;
-    }
+    // `cache_metadata` creates its own directory; `save_target` needs its directory to exist.
+    tokio::fs::create_dir_all(&paths.migrations_cache)
+        .await
+        .context(error::IoSnafu {
+            verb: "create",
+            path: &paths.migrations_cache,
+        })?;
     // What tough's `Repository::cache` does, with the files fetched at once instead of one after
     // another (at most eight targets at a time: a long migration path has many): each is a
     // round trip to the server. The metadata's files still come in turn.
