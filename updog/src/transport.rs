@@ -12,6 +12,14 @@
 //! Range), up to the same number of tries; then the stream ends with an error naming the URL.
 //! Bytes are handed on through a small channel, so a slow consumer slows the download instead
 //! of growing memory.
+//!
+//! A transport keeps the body of every JSON file it fetched whole over HTTP (the TUF metadata,
+//! the manifest, chunk indexes; at most [`KEPT_MAX`] bytes each) and answers a second fetch of
+//! the same URL from memory. tough's `cache_metadata` fetches timestamp, snapshot and targets
+//! again, one after another, after loading them: from memory those are the very bytes that were
+//! verified (a repository refreshed in between cannot leave the cache with a timestamp that
+//! names a snapshot it does not hold), and they cost no round trip. A transport lives for one
+//! refresh ([`Updater::refresh`](crate::Updater::refresh)): the next refresh fetches anew.
 
 use crate::config::Config;
 use crate::error::{self, Result};
@@ -20,7 +28,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::{Client, StatusCode};
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tough::{Transport, TransportError, TransportErrorKind, TransportStream};
@@ -103,11 +113,16 @@ impl HttpSettings {
     }
 }
 
+/// The largest body a transport keeps for a second fetch of its URL.
+pub const KEPT_MAX: usize = 16 << 20;
+
 /// updog's transport: HTTP(S) through reqwest, `file://` through tough.
 #[derive(Debug, Clone)]
 pub struct UpdogTransport {
     client: Client,
     settings: HttpSettings,
+    /// Whole bodies of the JSON files fetched so far, by URL (shared by clones).
+    kept: Arc<Mutex<HashMap<Url, Bytes>>>,
 }
 
 impl UpdogTransport {
@@ -131,7 +146,22 @@ impl UpdogTransport {
         let client = builder.build().map_err(|e| error::Error::HttpClient {
             reason: e.to_string(),
         })?;
-        Ok(UpdogTransport { client, settings })
+        Ok(UpdogTransport {
+            client,
+            settings,
+            kept: Arc::default(),
+        })
+    }
+
+    /// Whether a whole body fetched from `url` is kept for a second fetch.
+    fn keeps(url: &Url) -> bool {
+        url.path().ends_with(".json")
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Url, Bytes>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sends a GET for `url` from byte `offset`, retrying what can be retried. Returns the
@@ -273,6 +303,7 @@ impl UpdogTransport {
         let mut offset = 0u64;
         let mut resumes = 0u32;
         let mut meter = self.meter();
+        let mut body = Self::keeps(&url).then(bytes::BytesMut::new);
         loop {
             match meter.next(&mut response).await {
                 Ok(Some(mut chunk)) => {
@@ -285,11 +316,23 @@ impl UpdogTransport {
                         continue;
                     }
                     offset += chunk.len() as u64;
+                    if let Some(b) = &mut body {
+                        if b.len() + chunk.len() > KEPT_MAX {
+                            body = None;
+                        } else {
+                            b.extend_from_slice(&chunk);
+                        }
+                    }
                     if tx.send(Ok(chunk)).await.is_err() {
                         return; // The consumer stopped listening.
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    if let Some(b) = body {
+                        self.kept().insert(url, b.freeze());
+                    }
+                    return;
+                }
                 Err(reason) => {
                     resumes += 1;
                     if resumes >= self.settings.tries {
@@ -326,6 +369,11 @@ impl Transport for UpdogTransport {
         match url.scheme() {
             "file" => fetch_file(url).await,
             "http" | "https" => {
+                let kept = self.kept().get(&url).cloned();
+                if let Some(body) = kept {
+                    tracing::debug!("{url}: answered from this refresh's copy");
+                    return Ok(Box::pin(futures_util::stream::once(async { Ok(body) })));
+                }
                 let (response, skip) = self.request(&url, 0).await?;
                 let (tx, rx) = tokio::sync::mpsc::channel(4);
                 tokio::spawn(self.clone().pump(url, response, skip, tx));

@@ -316,3 +316,39 @@ fn a_stalled_transfer_times_out_per_read_and_resumes() {
         .unwrap();
     assert!(on_disk == std::fs::read(&second.images.root.path).unwrap());
 }
+
+#[test]
+fn an_install_fetches_each_metadata_file_once_and_caches_the_bytes_it_verified() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.1.0");
+    world.server.clear_requests();
+    ok(&world.updog(&["update-image"]));
+    let log = world.server.requests();
+    let paths: Vec<&str> = log.iter().map(|r| r.path.as_str()).collect();
+    // tough loads timestamp, snapshot and targets, updog the manifest; the cache for the
+    // migrator takes the same bytes again without asking the server.
+    for name in [
+        "/timestamp.json",
+        ".snapshot.json",
+        ".targets.json",
+        ".manifest.json",
+    ] {
+        let n = log
+            .iter()
+            .filter(|r| r.status == 200 && r.path.ends_with(name))
+            .count();
+        assert_eq!(n, 1, "{name} fetched {n} times: {paths:?}");
+    }
+    let served =
+        std::fs::read(world.repo.repo_dir().metadata_dir().join("timestamp.json")).unwrap();
+    let cached = std::fs::read(
+        updog::Paths::new(&world.node.sysroot)
+            .metadata_cache
+            .join("timestamp.json"),
+    )
+    .unwrap();
+    assert_eq!(cached, served);
+}

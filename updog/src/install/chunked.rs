@@ -40,6 +40,7 @@
 //! not matter.
 
 use super::blocking;
+use super::page::PageBuf;
 use crate::error::{self, Result};
 use crate::progress::{Phase, ProgressEvent, ProgressSink};
 use crate::transport::UpdogTransport;
@@ -397,7 +398,7 @@ fn parallel(
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
-                    let mut buf = vec![0u8; buf_len];
+                    let mut buf = PageBuf::new(buf_len);
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&i) = items.get(n) else {
@@ -1050,7 +1051,7 @@ fn write_in_order(
     };
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
-    let mut back = vec![0u8; index.chunk_size() as usize];
+    let mut back = PageBuf::new(index.chunk_size() as usize);
     let wrote = (|| -> Result<()> {
         for decoded in rx {
             let decoded = decoded?;

@@ -7,6 +7,7 @@
 //! leaves the inactive set as the clear left it: priority 0, tries 0, not successful.
 
 mod chunked;
+mod page;
 mod stream;
 mod verify;
 

@@ -8,6 +8,7 @@
 //! each reading and hashing its own share of the blocks.
 
 use crate::error::{self, Result};
+use crate::install::page::PageBuf;
 use crate::install::stream::Written;
 use image_builder::ImageRegion;
 use sha2::{Digest, Sha256};
@@ -119,7 +120,7 @@ pub(crate) fn verify_root(
                 let (first, end) = ((i * share).min(blocks), ((i + 1) * share).min(blocks));
                 let file = &file;
                 scope.spawn(move || -> Result<()> {
-                    let mut buf = vec![0u8; (chunk_blocks * block_size) as usize];
+                    let mut buf = PageBuf::new((chunk_blocks * block_size) as usize);
                     let mut block = first;
                     while block < end {
                         let count = (end - block).min(chunk_blocks);
@@ -152,7 +153,7 @@ pub(crate) fn verify_root(
 fn hash_prefix(file: File, start: u64, len: u64) -> std::io::Result<[u8; 32]> {
     let mut region = verity::Region::new(file, start, len)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = PageBuf::new(1 << 20);
     let mut left = len;
     while left > 0 {
         let n = region.read(&mut buf)?;
