@@ -467,7 +467,8 @@ async fn cache(updater: &Updater, refreshed: &Refreshed, update: &Update) -> Res
         })?;
     // What tough's `Repository::cache` does, with the files fetched at once instead of one after
     // another (at most eight targets at a time: a long migration path has many): each is a
-    // round trip to the server. The metadata's files still come in turn.
+    // round trip to the server. The metadata files and the manifest the refresh fetched come
+    // from its transport's copies (see `transport`), without a round trip.
     let prefix = if repo.root().signed.consistent_snapshot {
         Prefix::Digest
     } else {

@@ -1,13 +1,13 @@
 //! Read buffers that start on a page boundary.
 //!
-//! The kernel copies what `pread` returns from the page cache, whose pages start at offset 0,
-//! into the caller's buffer. A 1 MiB `Vec` from the system allocator starts 16 bytes into a
-//! page (the allocator's header in front of an mmapped block). On the x86 CPUs with fast short
-//! `rep movsb` (AMD EPYC here) a copy whose destination is a few bytes past its source, modulo
-//! 4 KiB, runs about five times slower: every load waits on the store just before it that
-//! aliases it ("4K aliasing"). Reading 1 GiB back cost 0.55 s of system time into such a
-//! buffer and 0.09 s into an aligned one (docs/benchmarks.md, "Read-back buffers"). Writes are
-//! not affected (the destination, a page, is aligned).
+//! The kernel copies what `pread` returns from the page cache, whose pages start on a page
+//! boundary, into the caller's buffer. On x86 CPUs with fast short `rep movsb` (this VM's AMD
+//! EPYC) such a copy into a buffer that starts a few bytes past a page boundary runs about five
+//! times slower: each load aliases the store just before it ("4K aliasing"). A 1 MiB `Vec`
+//! starts 16 bytes past a page when the allocator maps it on its own, and anywhere on a 16-byte
+//! boundary when it comes from the heap. Reading 1 GiB back took 0.55–0.61 s of system time
+//! into a buffer 8 to 24 bytes past a page, 0.07–0.10 s into one on a page or 32 bytes or more
+//! past (docs/benchmarks.md, "Read-back buffers"). Writes are not affected.
 
 use std::ops::{Deref, DerefMut};
 
