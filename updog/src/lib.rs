@@ -31,14 +31,14 @@
 //! real releases (ext4 images, needing `mkfs.ext4` and `debugfs`; skipped with a message outside
 //! CI when missing), publish them with repo-tools, serve them over HTTP on loopback with
 //! testsys (with injected faults) and run the `updog` binary against node directories:
-//! `tests/install.rs` (end to end, file://, seed, lock, SIGTERM) and `tests/attacks.rs` (each
-//! attack or fault refused with a one-line error, the inactive set left unbootable and the
-//! active set byte-for-byte unchanged) and `tests/chunks.rs` (chunked images: only changed
-//! chunks downloaded, garbage partitions, a corrupted chunk and a tampered index refused, no
-//! Range support, file://, a dropped connection, resuming after SIGKILL and after a power cut
-//! at every chunk point). `benches/install.rs` measures a 1 GiB install against
-//! `curl | lz4 -dc | dd` and Bottlerocket's loop, and the resume, delta and chunk-size figures
-//! (see docs/benchmarks.md).
+//! `tests/install.rs` (end to end, file://, seed, lock, SIGTERM, each metadata file fetched once
+//! per refresh) and `tests/attacks.rs` (each attack or fault refused with a one-line error, the
+//! inactive set left unbootable and the active set byte-for-byte unchanged) and
+//! `tests/chunks.rs` (chunked images: only changed chunks downloaded, garbage partitions, a
+//! corrupted chunk and a tampered index refused, no Range support, file://, a dropped
+//! connection, resuming after SIGKILL and after a power cut at every chunk point).
+//! `benches/install.rs` measures a 1 GiB install against `curl | lz4 -dc | dd` and
+//! Bottlerocket's loop, and the resume, delta and chunk-size figures (see docs/benchmarks.md).
 #![deny(missing_docs)]
 
 pub mod cli;

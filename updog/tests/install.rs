@@ -1,5 +1,6 @@
 //! End to end: check, install, apply on a node directory against a real repository served over
-//! HTTP on loopback (and from file://); the seed, the lock and SIGTERM.
+//! HTTP on loopback (and from file://); the seed, the lock and SIGTERM; each metadata file fetched
+//! once per refresh, and again by the next.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -351,4 +352,37 @@ fn an_install_fetches_each_metadata_file_once_and_caches_the_bytes_it_verified()
     )
     .unwrap();
     assert_eq!(cached, served);
+}
+
+#[test]
+fn a_second_refresh_in_one_process_fetches_the_metadata_again_and_sees_a_new_release() {
+    if !tools_present() {
+        return;
+    }
+    // The update API keeps one updater for its whole life: what a refresh keeps of the
+    // metadata must not outlive that refresh.
+    let world = World::new();
+    let updater = updog::Updater::new(&world.node.sysroot, None).unwrap();
+    let versions = |r: &updog::Refreshed| -> Vec<String> {
+        r.manifest
+            .updates()
+            .iter()
+            .map(|u| u.version.to_string())
+            .collect()
+    };
+    let first = block_on(updater.refresh()).unwrap();
+    assert_eq!(versions(&first), ["1.0.0"]);
+    world.release("1.1.0");
+    world.server.clear_requests();
+    let second = block_on(updater.refresh()).unwrap();
+    let mut seen = versions(&second);
+    seen.sort();
+    assert_eq!(seen, ["1.0.0", "1.1.0"]);
+    let timestamps = world
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/timestamp.json"))
+        .count();
+    assert_eq!(timestamps, 1);
 }
