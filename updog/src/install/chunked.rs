@@ -33,8 +33,8 @@
 //! time to an answer measured so far) brings at the workers' pace, or at a few times the pace
 //! at which bytes arrived so far if that is less, at most [`BUDGET_MAX`] ([`Pace`]). On a far
 //! server a fixed budget would leave the workers idle for a round trip per request; on a slow
-//! link more requests would only share it. The next image of the install starts with the budget
-//! and the measures this one reached ([`Learned`]).
+//! link more requests would only share it. ROOT starts with the budget and the measures BOOT
+//! and HASH reached, side by side, before it ([`Learned`]).
 //! Copies and zeros are written by the scan threads (each chunk independently, before any
 //! download); the set is not valid until every chunk has been checked, so their order does
 //! not matter.
@@ -621,7 +621,8 @@ struct Request {
 
 /// What the images downloaded so far in one install measured of the server and the workers
 /// ([`Pace`]), and the byte budget they reached: the next image's budget starts there rather
-/// than at [`BUDGET_CHUNKS`] chunk sizes, so that only the first image ramps up. The link's
+/// than at [`BUDGET_CHUNKS`] chunk sizes, so that ROOT does not ramp up again after BOOT and
+/// HASH. The link's
 /// pace is measured again for each image (it starts with a round trip in which nothing
 /// arrives, which would weigh on a short image's average).
 #[derive(Debug, Clone, Copy, Default)]
@@ -632,6 +633,22 @@ pub(crate) struct Learned {
     decode_ns: u64,
     /// The budget's size at the end.
     budget: u64,
+}
+
+impl Learned {
+    /// What two images installed at the same time measured, together: the shorter round trip,
+    /// both images' decoding, the larger budget.
+    pub(crate) fn merged(a: Learned, b: Learned) -> Learned {
+        Learned {
+            round_trip_us: match (a.round_trip_us, b.round_trip_us) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            },
+            decoded_bytes: a.decoded_bytes.saturating_add(b.decoded_bytes),
+            decode_ns: a.decode_ns.saturating_add(b.decode_ns),
+            budget: a.budget.max(b.budget),
+        }
+    }
 }
 
 /// How long the server takes to answer, how fast the workers take chunks and how fast the link
@@ -1507,6 +1524,33 @@ mod tests {
         let fresh = Limits::new(1 << 20, 2, Learned::default());
         let none = Limits::new(1 << 20, 2, fresh.learned());
         assert_eq!(none.budget.available_permits(), 1 << 20);
+    }
+
+    #[test]
+    fn two_images_at_once_hand_on_the_shorter_round_trip_both_paces_and_the_larger_budget() {
+        let boot = Learned {
+            round_trip_us: Some(40_000),
+            decoded_bytes: 1 << 20,
+            decode_ns: 2_000_000,
+            budget: 2 << 20,
+        };
+        let hash = Learned {
+            round_trip_us: Some(30_000),
+            decoded_bytes: 4 << 20,
+            decode_ns: 8_000_000,
+            budget: 6 << 20,
+        };
+        let both = Learned::merged(boot, hash);
+        assert_eq!(both.round_trip_us, Some(30_000));
+        assert_eq!((both.decoded_bytes, both.decode_ns), (5 << 20, 10_000_000));
+        assert_eq!(both.budget, 6 << 20);
+        // An image that measured nothing (all in place) leaves the other's measure.
+        let merged = Learned::merged(Learned::default(), hash);
+        assert_eq!(merged.round_trip_us, Some(30_000));
+        assert_eq!(
+            Limits::new(1 << 20, 2, merged).budget.available_permits(),
+            6 << 20
+        );
     }
 
     #[tokio::test]

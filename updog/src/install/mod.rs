@@ -140,11 +140,11 @@ async fn write_set(
 ) -> Result<()> {
     let version = update.version.to_string();
     let phase = |p: Phase| progress.event(&ProgressEvent::phase(p, Some(&version)));
-    // BOOT and HASH first (small): they are read back and the tree checked against BOOT's root
-    // hash while nothing of ROOT is written yet; ROOT goes last, checked against that tree
-    // (see README.md, "Performance").
+    // BOOT and HASH first, at the same time (small: each is mostly round trips to the server);
+    // they are read back and the tree checked against BOOT's root hash while nothing of ROOT is
+    // written yet; ROOT goes last, checked against that tree (see README.md, "Performance").
     let images = &update.images;
-    let mut ctx = Context {
+    let ctx = Context {
         updater,
         refreshed,
         version: &version,
@@ -152,8 +152,10 @@ async fn write_set(
         progress,
         cancel,
     };
-    let (boot, _) = ctx
-        .write(
+    let (mut boot_ctx, mut hash_ctx) = (ctx.clone(), ctx);
+    // Both run to their end, even when one fails: neither leaves threads writing behind it.
+    let (boot, hash) = tokio::join!(
+        boot_ctx.write(
             ImageJob {
                 image: "boot",
                 target: images.boot.as_str(),
@@ -163,10 +165,8 @@ async fn write_set(
             &chunks.boot,
             active.map(|a| &a.boot),
             None,
-        )
-        .await?;
-    let (hash, _) = ctx
-        .write(
+        ),
+        hash_ctx.write(
             ImageJob {
                 image: "hash",
                 target: images.hash.as_str(),
@@ -176,8 +176,13 @@ async fn write_set(
             &chunks.hash,
             active.map(|a| &a.hash),
             None,
-        )
-        .await?;
+        ),
+    );
+    let ((boot, _), (hash, _)) = (boot?, hash?);
+    let mut ctx = Context {
+        learned: Learned::merged(boot_ctx.learned, hash_ctx.learned),
+        ..boot_ctx
+    };
     let tree = Arc::new({
         let (disk, parts) = (updater.disk.clone(), parts.clone());
         blocking("verify the written set", move || {
@@ -279,6 +284,7 @@ async fn fetch_index(refreshed: &Refreshed, name: &str) -> Result<ChunkIndex> {
 }
 
 /// What every image's install needs.
+#[derive(Clone)]
 struct Context<'a> {
     updater: &'a Updater,
     refreshed: &'a Refreshed,
