@@ -622,9 +622,8 @@ struct Request {
 /// What the images downloaded so far in one install measured of the server and the workers
 /// ([`Pace`]), and the byte budget they reached: the next image's budget starts there rather
 /// than at [`BUDGET_CHUNKS`] chunk sizes, so that ROOT does not ramp up again after BOOT and
-/// HASH. The link's
-/// pace is measured again for each image (it starts with a round trip in which nothing
-/// arrives, which would weigh on a short image's average).
+/// HASH. The link's pace is measured again for each image (it starts with a round trip in
+/// which nothing arrives, which would weigh on a short image's average).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Learned {
     /// The shortest round trip, in µs.
