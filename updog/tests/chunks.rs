@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{World, active_fingerprint, assert_install_refused, ok, tools_present};
+use common::{
+    World, active_fingerprint, assert_install_refused, assert_installed, ok, tools_present,
+};
 use signpost::SetId;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -169,20 +171,6 @@ fn bytes_sent(server: &HttpServer, suffix: &str) -> u64 {
         .iter()
         .map(|r| r.body_bytes)
         .sum()
-}
-
-/// Set B holds `release` byte for byte and is valid with one try.
-fn assert_installed(node: &TestNode, release: &BuiltRelease) {
-    assert_eq!(
-        node.images_differing(SetId::B, release).unwrap(),
-        Vec::<&str>::new(),
-        "set B differs from the release"
-    );
-    let b = node.signpost().unwrap().flags(SetId::B);
-    assert_eq!(
-        (b.priority.get(), b.tries_left.get(), b.successful),
-        (0, 1, false)
-    );
 }
 
 /// The last download event of each image.

@@ -144,7 +144,7 @@ async fn write_set(
     // they are read back and the tree checked against BOOT's root hash while nothing of ROOT is
     // written yet; ROOT goes last, checked against that tree (see README.md, "Performance").
     let images = &update.images;
-    let ctx = Context {
+    let mut ctx = Context {
         updater,
         refreshed,
         version: &version,
@@ -152,10 +152,10 @@ async fn write_set(
         progress,
         cancel,
     };
-    let (mut boot_ctx, mut hash_ctx) = (ctx.clone(), ctx);
+    let mut hash_ctx = ctx.clone();
     // Both run to their end, even when one fails: neither leaves threads writing behind it.
     let (boot, hash) = tokio::join!(
-        boot_ctx.write(
+        ctx.write(
             ImageJob {
                 image: "boot",
                 target: images.boot.as_str(),
@@ -179,10 +179,7 @@ async fn write_set(
         ),
     );
     let ((boot, _), (hash, _)) = (boot?, hash?);
-    let mut ctx = Context {
-        learned: Learned::merged(boot_ctx.learned, hash_ctx.learned),
-        ..boot_ctx
-    };
+    ctx.learned = Learned::merged(ctx.learned, hash_ctx.learned);
     let tree = Arc::new({
         let (disk, parts) = (updater.disk.clone(), parts.clone());
         blocking("verify the written set", move || {

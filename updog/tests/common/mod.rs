@@ -131,6 +131,20 @@ pub fn active_fingerprint(node: &TestNode) -> ActiveFingerprint {
     ActiveFingerprint(out)
 }
 
+/// Set B holds `release` byte for byte and is staged: valid with one try, not yet applied.
+pub fn assert_installed(node: &TestNode, release: &BuiltRelease) {
+    assert_eq!(
+        node.images_differing(SetId::B, release).unwrap(),
+        Vec::<&str>::new(),
+        "set B differs from the release"
+    );
+    let b = node.signpost().unwrap().flags(SetId::B);
+    assert_eq!(
+        (b.priority.get(), b.tries_left.get(), b.successful),
+        (0, 1, false)
+    );
+}
+
 /// The inactive set B is unbootable: priority 0, tries 0, not successful.
 pub fn assert_inactive_unbootable(node: &TestNode) {
     let flags = node.signpost().unwrap().flags(SetId::B);
