@@ -251,13 +251,7 @@ fn cpio(tree: &Path, out: &Path) -> Result<()> {
 }
 
 fn list_tree(root: &Path, dir: &Path, names: &mut Vec<String>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .context(error::IoSnafu {
-            action: "list",
-            path: dir,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut entries = list_dir(dir)?;
     entries.sort();
     for path in entries {
         if let Ok(rel) = path.strip_prefix(root) {
@@ -290,6 +284,25 @@ pub(crate) fn run(command: &mut Command, action: &str) -> Result<String> {
 pub(crate) fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(8)..].join(" | ")
+}
+
+/// The paths of `dir`'s entries, in the order the directory lists them.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let failed = || error::IoSnafu {
+        action: "list",
+        path: dir,
+    };
+    std::fs::read_dir(dir)
+        .with_context(|_| failed())?
+        .map(|entry| entry.map(|e| e.path()).with_context(|_| failed()))
+        .collect()
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).context(error::IoSnafu {
+        action: "read",
+        path,
+    })
 }
 
 pub(crate) fn mkdir(path: &Path) -> Result<()> {

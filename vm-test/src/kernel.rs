@@ -2,7 +2,7 @@
 //! `.ci/fetch-vm-kernel`, and the modules the initramfs loads, in dependency order.
 
 use crate::error::{self, Result};
-use snafu::ResultExt;
+use crate::guest::{list_dir, read_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -108,11 +108,7 @@ impl Kernel {
             return Ok(());
         }
         stack.push(key);
-        let bytes = std::fs::read(path).context(error::IoSnafu {
-            action: "read",
-            path,
-        })?;
-        for dep in depends(&bytes) {
+        for dep in depends(&read_file(path)?) {
             self.visit(files, &dep, order, stack)?;
         }
         stack.pop();
@@ -127,17 +123,7 @@ fn normalize(name: &str) -> String {
 }
 
 fn index_modules(dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).context(error::IoSnafu {
-        action: "list",
-        path: dir,
-    })?;
-    for entry in entries {
-        let path = entry
-            .context(error::IoSnafu {
-                action: "list",
-                path: dir,
-            })?
-            .path();
+    for path in list_dir(dir)? {
         if path.is_dir() {
             index_modules(&path, files)?;
         } else if let Some(stem) = path

@@ -31,10 +31,10 @@
 mod error;
 pub mod guest;
 pub mod kernel;
+mod lab;
 mod machine;
 
 pub use error::{Error, Result};
 pub use kernel::Kernel;
-pub use machine::{
-    ARCH, BOOT_TIMEOUT_SECS, Boot, Data, KEEP_ENV, Lab, Machine, SetFlags, Step, TOOLS, VARIANT,
-};
+pub use lab::{ARCH, KEEP_ENV, Lab, TOOLS, VARIANT};
+pub use machine::{BOOT_TIMEOUT_SECS, Boot, Data, Machine, SetFlags, Step};

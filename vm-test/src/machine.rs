@@ -1,263 +1,21 @@
-//! A publisher with releases built for the guest, and a machine: one GPT disk booted again and
-//! again under qemu, with an offline repository on a second disk, inspected from the host
-//! between boots (serial markers, DATA read with debugfs, `sgdisk -i` attributes).
+//! A machine: one GPT disk booted again and again under qemu, with an offline repository on a
+//! second disk, inspected from the host between boots (serial markers, DATA read with debugfs,
+//! `sgdisk -i` attributes).
 
 use crate::error::{self, Result};
-use crate::guest::{self, Binaries, MARKER, REPO_MOUNT, mkdir, run, tail, write_file};
-use crate::kernel::Kernel;
-use signpost::{Layout, SetId};
+use crate::guest::{MARKER, read_file, run, tail};
+use crate::lab::Lab;
+use signpost::{PartitionInfo, SetId, SignpostDisk};
 use snafu::ResultExt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testsys::{BuiltRelease, NodeSpec, PublishOptions, TestNode, TestRepo};
+use testsys::{BuiltRelease, TestNode};
 
-/// The variant of the test releases.
-pub const VARIANT: &str = "vm";
-/// The architecture of the test releases (the guest is x86_64).
-pub const ARCH: &str = "x86_64";
 /// Seconds one boot may take before qemu is killed (`TWINSET_VM_BOOT_TIMEOUT` overrides).
 pub const BOOT_TIMEOUT_SECS: u64 = 300;
-/// Set to keep every machine's directory (disk, serial logs) after the test.
-pub const KEEP_ENV: &str = "TWINSET_VM_KEEP";
-/// The host's CA bundle, shipped in ROOT at the same path.
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// DATA's size: the datastore, updog's state and caches.
-const DATA_MIB: u64 = 16;
-
-/// The tools a machine needs on the host.
-pub const TOOLS: [&str; 11] = [
-    "qemu-system-x86_64",
-    "timeout",
-    "busybox",
-    "dmsetup",
-    "cpio",
-    "strip",
-    "ldd",
-    "sgdisk",
-    "debugfs",
-    "e2fsck",
-    "mkfs.ext4",
-];
-
-/// A publisher and the guest's shared pieces: kernel, initramfs, the ROOT tree every release
-/// carries (binaries, busybox, init, updog's configuration).
-#[derive(Debug)]
-pub struct Lab {
-    /// Everything lives here.
-    pub dir: tempfile::TempDir,
-    /// The kernel.
-    pub kernel: Kernel,
-    /// The initramfs.
-    pub initramfs: PathBuf,
-    /// The signed repository the releases are published to.
-    pub repo: TestRepo,
-    tree: PathBuf,
-    root_size: u64,
-}
-
-impl Lab {
-    /// Builds the guest's pieces, or `Ok(None)` when a tool or the kernel is missing outside CI
-    /// (under `CI=true` that fails the test instead).
-    pub fn new() -> Result<Option<Lab>> {
-        let mut found = Vec::new();
-        for tool in TOOLS {
-            match test_tools::require_tool(tool) {
-                Some(path) => found.push(path),
-                None => return Ok(None),
-            }
-        }
-        let kernel_dir = Kernel::default_dir();
-        let kernel = match Kernel::open(&kernel_dir) {
-            Ok(kernel) => kernel,
-            Err(e) => return Ok(test_tools::skip_or_fail(&e.to_string())),
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("twinset-vm-")
-            .disable_cleanup(std::env::var_os(KEEP_ENV).is_some())
-            .tempdir()
-            .context(error::IoSnafu {
-                action: "create",
-                path: std::env::temp_dir(),
-            })?;
-        let work = dir.path().join("guest");
-        let binaries = Binaries::collect(
-            &work.join("bin"),
-            &[
-                testsys::binary("signpost", "signpost"),
-                testsys::binary("node-sim", "node-sim"),
-                testsys::binary("updog", "updog"),
-            ],
-        )?;
-        let initramfs = dir.path().join("initramfs.cpio");
-        guest::build_initramfs(&kernel, &found[2], &found[3], &binaries, &work, &initramfs)?;
-        let repo = TestRepo::create(&dir.path().join("publisher"), VARIANT, ARCH).context(
-            error::BuildSnafu {
-                action: "create the repository",
-            },
-        )?;
-        let tree = work.join("root");
-        for sub in [
-            "var",
-            "run",
-            "proc",
-            "sys",
-            "dev",
-            "tmp",
-            "media/repo",
-            "etc/twinset",
-        ] {
-            mkdir(&tree.join(sub))?;
-        }
-        guest::install_busybox(&found[2], &tree)?;
-        binaries.install(&tree, &["updog", "node-sim"])?;
-        write_file(&tree.join("sbin/init"), guest::ROOT_INIT.as_bytes(), 0o755)?;
-        // updog's HTTPS client loads the system's trust store even for file:// repositories,
-        // as on any image that ships an HTTPS client.
-        guest::copy_file(
-            Path::new(CA_BUNDLE),
-            &tree.join(CA_BUNDLE.trim_start_matches('/')),
-            0o644,
-        )?;
-        let (metadata, targets) = repo.urls(&format!("file://{REPO_MOUNT}/"));
-        let config =
-            format!("metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\n");
-        write_file(&tree.join("etc/updog.toml"), config.as_bytes(), 0o644)?;
-        // Room for the tree, ext4's metadata and every release's few own files.
-        let content = tree_size(&tree)?;
-        let root_size = (content + content / 6 + (6 << 20)).div_ceil(1 << 20) << 20;
-        Ok(Some(Lab {
-            dir,
-            kernel,
-            initramfs,
-            repo,
-            tree,
-            root_size,
-        }))
-    }
-
-    /// Builds release `version` (its image carries `health_checks` as
-    /// `etc/twinset/health-checks.toml`) and publishes it with `migrations`.
-    pub fn release(
-        &self,
-        version: &str,
-        health_checks: &str,
-        migrations: &[PathBuf],
-    ) -> Result<BuiltRelease> {
-        let parsed: semver::Version = version.parse().map_err(|_| error::Error::Io {
-            action: format!("parse version '{version}' of"),
-            path: self.dir.path().to_path_buf(),
-            source: std::io::Error::other("not a semantic version"),
-        })?;
-        write_file(
-            &self.tree.join("etc/twinset/health-checks.toml"),
-            health_checks.as_bytes(),
-            0o644,
-        )?;
-        let root_json = std::fs::read(&self.repo.root_json).context(error::IoSnafu {
-            action: "read",
-            path: &self.repo.root_json,
-        })?;
-        let mut spec = image_builder::ReleaseSpec::new(parsed.clone(), VARIANT, ARCH, root_json);
-        spec.root_tree = Some(self.tree.clone());
-        spec.root_size = Some(self.root_size);
-        let out = self.dir.path().join("build").join(version);
-        let images =
-            image_builder::build_release(&spec, &out).context(error::ImageSnafu { version })?;
-        let built = BuiltRelease {
-            version: parsed,
-            images,
-        };
-        let options = PublishOptions {
-            migrations: migrations.to_vec(),
-            ..PublishOptions::default()
-        };
-        self.repo
-            .publish(&built, &options)
-            .context(error::BuildSnafu {
-                action: format!("publish {version}"),
-            })?;
-        Ok(built)
-    }
-
-    /// The disk layout: ROOT partitions sized for the releases, a small DATA.
-    pub fn layout(&self) -> Layout {
-        Layout {
-            root_mib: self.root_size >> 20,
-            data_mib: Some(DATA_MIB),
-            ..Layout::default()
-        }
-    }
-
-    /// A factory-fresh machine: `first` written into set A (set A bootable, B empty), and DATA
-    /// formatted with a datastore at `first`'s version holding `settings` (key, JSON value).
-    pub fn machine(
-        &self,
-        name: &str,
-        first: &BuiltRelease,
-        settings: &[(&str, serde_json::Value)],
-    ) -> Result<Machine> {
-        let dir = self.dir.path().join(name);
-        let layout = self.layout();
-        let spec = NodeSpec {
-            disk_mib: layout.needed_mib(),
-            layout,
-            urls: None,
-            seed: None,
-        };
-        let node =
-            TestNode::create(&dir.join("node"), first, &spec).context(error::BuildSnafu {
-                action: "lay out the disk",
-            })?;
-
-        // The factory datastore, made by the migrator itself, on DATA's filesystem.
-        let staging = dir.join("data-staging");
-        let options = migrator::MigrateOptions::under_sysroot(&staging, first.version.clone());
-        let datastore = options.datastore.clone();
-        mkdir(&datastore)?;
-        let ds_err = || error::DatastoreSnafu { path: &datastore };
-        migrator::migrate(&options).with_context(|_| ds_err())?;
-        let store = migrator::Datastore::open_current(&datastore).with_context(|_| ds_err())?;
-        for (key, value) in settings {
-            let key = migrator::Key::new(key).with_context(|_| ds_err())?;
-            store.set(&key, value).with_context(|_| ds_err())?;
-        }
-        let data_part = {
-            let disk = node.signpost().context(error::BuildSnafu {
-                action: "read the partition table",
-            })?;
-            disk.data_partition()
-                .cloned()
-                .ok_or_else(|| error::Error::Io {
-                    action: "find DATA on".to_string(),
-                    path: node.disk.clone(),
-                    source: std::io::Error::other("the layout has no DATA partition"),
-                })?
-        };
-        let data_img = dir.join("data.ext4");
-        run(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-L", "DATA", "-b", "4096", "-d"])
-                .arg(staging.join("var"))
-                .arg(&data_img)
-                .arg(format!("{}k", data_part.size_bytes() / 1024)),
-            "format DATA",
-        )?;
-        write_at(&node.disk, data_part.byte_range().start, &data_img)?;
-
-        Ok(Machine {
-            dir,
-            disk: node.disk.clone(),
-            node,
-            kernel: self.kernel.image.clone(),
-            initramfs: self.initramfs.clone(),
-            repo_disk: None,
-            boots: 0,
-        })
-    }
-}
 
 /// What the guest does after its boot services pass (`twinset.step=` on the kernel command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,20 +77,24 @@ impl Boot {
 }
 
 impl Machine {
+    /// A machine on `node`'s disk that boots `kernel` with `initramfs`, no repository disk yet.
+    pub(crate) fn new(dir: PathBuf, node: TestNode, kernel: &Path, initramfs: &Path) -> Machine {
+        Machine {
+            dir,
+            disk: node.disk.clone(),
+            node,
+            kernel: kernel.to_path_buf(),
+            initramfs: initramfs.to_path_buf(),
+            repo_disk: None,
+            boots: 0,
+        }
+    }
+
     /// Writes everything `lab` has published so far to an ext4 image attached as the second
     /// disk (`/dev/vdb`, mounted read-only on `/media/repo`): the offline repository.
     pub fn write_repo_disk(&mut self, lab: &Lab) -> Result<()> {
         let repo_disk = self.dir.join("repo.ext4");
-        let base = lab.repo.base();
-        let size = (tree_size(&base)? * 5 / 4 + (8 << 20)).div_ceil(1 << 20);
-        run(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-L", "REPO", "-b", "4096", "-d"])
-                .arg(&base)
-                .arg(&repo_disk)
-                .arg(format!("{size}M")),
-            "write the offline repository disk",
-        )?;
+        lab.write_repo_disk(&repo_disk)?;
         self.repo_disk = Some(repo_disk);
         Ok(())
     }
@@ -410,11 +172,7 @@ impl Machine {
         let output = child.wait_with_output().context(error::SpawnSnafu {
             tool: "qemu-system-x86_64",
         })?;
-        let serial = String::from_utf8_lossy(&std::fs::read(&log).context(error::IoSnafu {
-            action: "read",
-            path: &log,
-        })?)
-        .into_owned();
+        let serial = read_serial(&log)?;
         if output.status.code() == Some(124) || output.status.code() == Some(137) {
             return error::HungSnafu {
                 secs,
@@ -434,14 +192,7 @@ impl Machine {
         let disk_err = |action: &str| error::DiskSnafu {
             action: action.to_string(),
         };
-        let open = || {
-            self.node
-                .signpost()
-                .map(|d| d.with_active(active))
-                .context(error::BuildSnafu {
-                    action: "read the partition table",
-                })
-        };
+        let open = || self.partition_table().map(|d| d.with_active(active));
         open()?
             .clear_inactive()
             .with_context(|_| disk_err("clear the inactive set"))?;
@@ -459,23 +210,13 @@ impl Machine {
 
     /// Whether `set`'s BOOT, ROOT and HASH partitions begin with `release`'s images, byte for byte.
     pub fn holds(&self, set: SetId, release: &BuiltRelease) -> Result<bool> {
-        let parts = self
-            .node
-            .signpost()
-            .context(error::BuildSnafu {
-                action: "read the partition table",
-            })?
-            .partitions(set)
-            .clone();
+        let parts = self.partition_table()?.partitions(set).clone();
         for (image, part) in [
             (&release.images.boot, &parts.boot),
             (&release.images.root, &parts.root),
             (&release.images.hash, &parts.hash),
         ] {
-            let want = std::fs::read(&image.path).context(error::IoSnafu {
-                action: "read",
-                path: &image.path,
-            })?;
+            let want = read_file(&image.path)?;
             let mut have = vec![0u8; want.len()];
             let mut disk = File::open(&self.disk).context(error::IoSnafu {
                 action: "open",
@@ -496,15 +237,7 @@ impl Machine {
 
     /// A set's BOOT attribute bits as `sgdisk -i` prints them.
     pub fn flags(&self, set: SetId) -> Result<SetFlags> {
-        let number = self
-            .node
-            .signpost()
-            .context(error::BuildSnafu {
-                action: "read the partition table",
-            })?
-            .partitions(set)
-            .boot
-            .number;
+        let number = self.partition_table()?.partitions(set).boot.number;
         let bits = self.attributes(number)?;
         Ok(SetFlags {
             priority: ((bits >> 48) & 0xf) as u8,
@@ -515,14 +248,7 @@ impl Machine {
 
     /// Whether PRIVATE's bit 57 says a boot has ever succeeded on this disk (`sgdisk -i`).
     pub fn boot_ever_succeeded(&self) -> Result<bool> {
-        let number = self
-            .node
-            .signpost()
-            .context(error::BuildSnafu {
-                action: "read the partition table",
-            })?
-            .private_partition()
-            .number;
+        let number = self.partition_table()?.private_partition().number;
         Ok(self.attributes(number)? & (1 << 57) != 0)
     }
 
@@ -549,19 +275,7 @@ impl Machine {
     /// DATA as the guest left it (its journal replayed on a copy, as a mount would), dumped
     /// with debugfs.
     pub fn data(&self) -> Result<Data> {
-        let part = self
-            .node
-            .signpost()
-            .context(error::BuildSnafu {
-                action: "read the partition table",
-            })?
-            .data_partition()
-            .cloned()
-            .ok_or_else(|| error::Error::Io {
-                action: "find DATA on".to_string(),
-                path: self.disk.clone(),
-                source: std::io::Error::other("no DATA partition"),
-            })?;
+        let part = self.data_partition()?;
         let dir = tempfile::tempdir_in(&self.dir).context(error::IoSnafu {
             action: "create a directory in",
             path: &self.dir,
@@ -616,15 +330,7 @@ impl Machine {
             path: release.images.root.path.clone(),
             source: std::io::Error::other(format!("debugfs printed: {}", out.trim())),
         })?;
-        let root = self
-            .node
-            .signpost()
-            .context(error::BuildSnafu {
-                action: "read the partition table",
-            })?
-            .partitions(set)
-            .root
-            .clone();
+        let root = self.partition_table()?.partitions(set).root.clone();
         let offset = root.byte_range().start + block * 4096 + 20;
         let mut disk = OpenOptions::new()
             .read(true)
@@ -643,6 +349,25 @@ impl Machine {
             .context(error::IoSnafu {
                 action: "flip a byte of ROOT in",
                 path: &self.disk,
+            })
+    }
+
+    /// The disk's partition table, read with signpost.
+    fn partition_table(&self) -> Result<SignpostDisk<File>> {
+        self.node.signpost().context(error::BuildSnafu {
+            action: "read the partition table",
+        })
+    }
+
+    /// The DATA partition.
+    pub(crate) fn data_partition(&self) -> Result<PartitionInfo> {
+        self.partition_table()?
+            .data_partition()
+            .cloned()
+            .ok_or_else(|| error::Error::Io {
+                action: "find DATA on".to_string(),
+                path: self.disk.clone(),
+                source: std::io::Error::other("the layout has no DATA partition"),
             })
     }
 }
@@ -673,11 +398,7 @@ impl Data {
     /// `var/lib/twinset/last-boot.json`.
     pub fn last_boot(&self) -> Result<node_sim::BootRecord> {
         let path = self.var_lib().join("twinset/last-boot.json");
-        let bytes = std::fs::read(&path).context(error::IoSnafu {
-            action: "read",
-            path: &path,
-        })?;
-        serde_json::from_slice(&bytes).context(error::ParseSnafu { path })
+        serde_json::from_slice(&read_file(&path)?).context(error::ParseSnafu { path })
     }
 
     /// The datastore's live value of `key`, as JSON text.
@@ -706,11 +427,7 @@ impl Data {
 fn wait_for(child: &mut Child, log: &Path, text: &str, limit: Duration) -> Result<bool> {
     let started = Instant::now();
     loop {
-        let serial = std::fs::read(log).context(error::IoSnafu {
-            action: "read",
-            path: log,
-        })?;
-        if String::from_utf8_lossy(&serial).contains(text) {
+        if read_serial(log)?.contains(text) {
             return Ok(true);
         }
         if child
@@ -727,52 +444,9 @@ fn wait_for(child: &mut Child, log: &Path, text: &str, limit: Duration) -> Resul
     }
 }
 
-fn tree_size(dir: &Path) -> Result<u64> {
-    let mut total = 0;
-    let entries = std::fs::read_dir(dir).context(error::IoSnafu {
-        action: "list",
-        path: dir,
-    })?;
-    for entry in entries {
-        let path = entry
-            .context(error::IoSnafu {
-                action: "list",
-                path: dir,
-            })?
-            .path();
-        let meta = std::fs::symlink_metadata(&path).context(error::IoSnafu {
-            action: "stat",
-            path: &path,
-        })?;
-        total += if meta.is_dir() {
-            tree_size(&path)? + 4096
-        } else {
-            meta.len().div_ceil(4096) * 4096 + 256
-        };
-    }
-    Ok(total)
-}
-
-fn write_at(disk: &Path, offset: u64, image: &Path) -> Result<()> {
-    let mut input = File::open(image).context(error::IoSnafu {
-        action: "open",
-        path: image,
-    })?;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .open(disk)
-        .context(error::IoSnafu {
-            action: "open",
-            path: disk,
-        })?;
-    out.seek(SeekFrom::Start(offset))
-        .and_then(|_| std::io::copy(&mut input, &mut out))
-        .and_then(|_| out.sync_all())
-        .context(error::IoSnafu {
-            action: "write into",
-            path: disk,
-        })?;
-    Ok(())
+/// The serial log's text so far.
+fn read_serial(log: &Path) -> Result<String> {
+    Ok(String::from_utf8_lossy(&read_file(log)?).into_owned())
 }
 
 fn copy_range(disk: &Path, offset: u64, len: u64, to: &Path) -> Result<()> {

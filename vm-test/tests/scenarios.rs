@@ -7,7 +7,7 @@
 use node_sim::Outcome;
 use signpost::SetId;
 use std::path::PathBuf;
-use vm_test::{Boot, Lab, Machine, SetFlags, Step};
+use vm_test::{Boot, Data, Lab, Machine, SetFlags, Step};
 
 /// Health checks that pass.
 const HEALTHY: &str = "[[check]]\nname = \"datastore readable\"\ncommand = [\"sh\", \"-c\", \"test -e /var/lib/datastore/current\"]\n";
@@ -61,6 +61,31 @@ fn assert_ran(boot: &Boot, set: &str, version: &str, exit: u8) {
     assert!(boot.has("power off"), "no clean power-off:\n{markers}");
 }
 
+/// The boot's update step installed the release (`update-image`) and applied it
+/// (`update-apply`).
+fn assert_installed(boot: &Boot) {
+    for step in ["update-image", "update-apply"] {
+        assert!(
+            boot.has(&format!("{step}: exit 0")),
+            "{}",
+            boot.markers().join("\n")
+        );
+    }
+}
+
+/// The boot after set B's failed try fell back: set A's 1.0.0 ran, DATA records the fallback
+/// from `from`, the datastore is back at 1.0.0 and confirmed, and set B is not marked. Returns
+/// DATA for further checks.
+fn assert_fell_back(machine: &Machine, back: &Boot, from: &str) -> Data {
+    assert_ran(back, "A", "1.0.0", 0);
+    let data = machine.data().unwrap();
+    let rec = data.last_boot().unwrap();
+    assert_eq!(rec.fell_back_from.as_deref(), Some(from), "{rec:?}");
+    assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
+    assert!(!machine.flags(SetId::B).unwrap().successful);
+    data
+}
+
 fn marked(priority: u8) -> SetFlags {
     SetFlags {
         priority,
@@ -68,6 +93,20 @@ fn marked(priority: u8) -> SetFlags {
         successful: true,
     }
 }
+
+/// Set B installed and applied, not booted yet: priority 2, its one try left.
+const APPLIED: SetFlags = SetFlags {
+    priority: 2,
+    tries_left: 1,
+    successful: false,
+};
+
+/// Set B after its one try, not marked: priority 2, no tries left.
+const TRY_SPENT: SetFlags = SetFlags {
+    priority: 2,
+    tries_left: 0,
+    successful: false,
+};
 
 #[test]
 fn a_fresh_disk_boots_set_a_and_marks_it() {
@@ -106,24 +145,8 @@ fn an_update_from_the_offline_repository_boots_from_b_and_migrates_forward() {
 
     let install = boot(&mut machine, Step::Update);
     assert_ran(&install, "A", "1.0.0", 0);
-    assert!(
-        install.has("update-image: exit 0"),
-        "{}",
-        install.markers().join("\n")
-    );
-    assert!(
-        install.has("update-apply: exit 0"),
-        "{}",
-        install.markers().join("\n")
-    );
-    assert_eq!(
-        machine.flags(SetId::B).unwrap(),
-        SetFlags {
-            priority: 2,
-            tries_left: 1,
-            successful: false
-        }
-    );
+    assert_installed(&install);
+    assert_eq!(machine.flags(SetId::B).unwrap(), APPLIED);
     let data = machine.data().unwrap();
     assert_eq!(data.last_boot().unwrap().version.as_deref(), Some("1.0.0"));
     assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
@@ -158,11 +181,7 @@ fn a_release_that_fails_its_health_check_falls_back_and_the_datastore_moves_back
     lab.release("1.2.0", UNHEALTHY, &[migration]).unwrap();
     machine.write_repo_disk(&lab).unwrap();
     let install = boot(&mut machine, Step::Update);
-    assert!(
-        install.has("update-apply: exit 0"),
-        "{}",
-        install.markers().join("\n")
-    );
+    assert_installed(&install);
     assert_eq!(
         machine.data().unwrap().last_boot().unwrap().outcome,
         Outcome::Healthy
@@ -180,27 +199,15 @@ fn a_release_that_fails_its_health_check_falls_back_and_the_datastore_moves_back
         data.setting("settings.motd").unwrap().as_deref(),
         Some("\"hello from 1.2.0\"")
     );
-    assert_eq!(
-        machine.flags(SetId::B).unwrap(),
-        SetFlags {
-            priority: 2,
-            tries_left: 0,
-            successful: false
-        }
-    );
+    assert_eq!(machine.flags(SetId::B).unwrap(), TRY_SPENT);
 
     // The next boot falls back to the known-good set, whose migrator moves the datastore back.
     let back = boot(&mut machine, Step::None);
-    assert_ran(&back, "A", "1.0.0", 0);
-    let data = machine.data().unwrap();
-    let rec = data.last_boot().unwrap();
-    assert_eq!(rec.fell_back_from.as_deref(), Some("1.2.0"), "{rec:?}");
-    assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
+    let data = assert_fell_back(&machine, &back, "1.2.0");
     assert_eq!(
         data.setting("settings.motd").unwrap().as_deref(),
         Some("\"hello\"")
     );
-    assert!(!machine.flags(SetId::B).unwrap().successful);
 }
 
 #[test]
@@ -234,22 +241,10 @@ fn dm_verity_refuses_a_corrupted_root_and_the_next_boot_falls_back() {
         !data.var_lib().join("twinset/last-boot.json").exists(),
         "a boot was recorded on DATA"
     );
-    assert_eq!(
-        machine.flags(SetId::B).unwrap(),
-        SetFlags {
-            priority: 2,
-            tries_left: 0,
-            successful: false
-        }
-    );
+    assert_eq!(machine.flags(SetId::B).unwrap(), TRY_SPENT);
 
     let back = boot(&mut machine, Step::None);
-    assert_ran(&back, "A", "1.0.0", 0);
-    let data = machine.data().unwrap();
-    let rec = data.last_boot().unwrap();
-    assert_eq!(rec.fell_back_from.as_deref(), Some("1.1.0"), "{rec:?}");
-    assert_eq!(data.datastore().unwrap(), ("1.0.0".to_string(), true));
-    assert!(!machine.flags(SetId::B).unwrap().successful);
+    assert_fell_back(&machine, &back, "1.1.0");
     assert!(machine.boot_ever_succeeded().unwrap());
 }
 
@@ -291,16 +286,7 @@ fn a_power_cut_mid_install_boots_the_known_good_set_and_the_update_completes_lat
 
     let again = boot(&mut machine, Step::Update);
     assert_ran(&again, "A", "1.0.0", 0);
-    assert!(
-        again.has("update-image: exit 0"),
-        "{}",
-        again.markers().join("\n")
-    );
-    assert!(
-        again.has("update-apply: exit 0"),
-        "{}",
-        again.markers().join("\n")
-    );
+    assert_installed(&again);
 
     let rec = machine.data().unwrap().last_boot().unwrap();
     assert_eq!(
@@ -310,12 +296,5 @@ fn a_power_cut_mid_install_boots_the_known_good_set_and_the_update_completes_lat
     );
     // Completed: set B holds 1.1.0 byte for byte and boots next, once.
     assert!(machine.holds(SetId::B, &release).unwrap());
-    assert_eq!(
-        machine.flags(SetId::B).unwrap(),
-        SetFlags {
-            priority: 2,
-            tries_left: 1,
-            successful: false
-        }
-    );
+    assert_eq!(machine.flags(SetId::B).unwrap(), APPLIED);
 }
