@@ -21,17 +21,7 @@ use std::time::{Duration, Instant};
 
 /// python3 with python-tuf's ngclient importable, or `None` (skipped outside CI).
 fn python_tuf() -> Option<PathBuf> {
-    let python = test_tools::require_tool("python3")?;
-    let import = Command::new(&python)
-        .args(["-c", "import tuf.ngclient"])
-        .output()
-        .unwrap();
-    if !import.status.success() {
-        return test_tools::skip_or_fail(
-            "python-tuf is not installed (pip install -r .ci/python-requirements.txt)",
-        );
-    }
-    Some(python)
+    test_tools::tuf::python_with(&["tuf.ngclient"])
 }
 
 /// `python3 -m http.server` serving a directory on a free loopback port; killed on drop.
@@ -173,18 +163,6 @@ fn downloaded(summary: &Value) -> std::collections::BTreeMap<String, (u64, Strin
         .collect()
 }
 
-fn is_whole_seconds(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-}
-
 /// The metadata files on disk: each role's `expires` as written, to compare with python-tuf's.
 fn expires_on_disk(dir: &Path, file: &str) -> String {
     let text = std::fs::read_to_string(dir.join("repo/demo/x86_64").join(file)).unwrap();
@@ -223,7 +201,10 @@ fn python_tuf_downloads_every_target_and_follows_a_root_rotation() {
     // python-tuf parses only whole-second times, and read back what is on disk.
     let expires = &fetch.summary["expires"];
     for role in ["root", "timestamp", "snapshot", "targets"] {
-        assert!(is_whole_seconds(expires[role].as_str().unwrap()), "{role}");
+        assert!(
+            test_tools::tuf::is_whole_seconds(expires[role].as_str().unwrap()),
+            "{role}"
+        );
     }
     assert_eq!(expires["timestamp"], expires_on_disk(dir, "timestamp.json"));
     assert_eq!(expires["root"], expires_on_disk(dir, "1.root.json"));
@@ -249,64 +230,7 @@ fn python_tuf_downloads_every_target_and_follows_a_root_rotation() {
     }
 
     // Step 7 of the walkthrough: a new root (v2, new targets key) cross-signed by the old root.
-    ok(dir, &["key", "generate", "--out", "keys/publish-2.pem"]);
-    std::fs::copy(
-        dir.join("repo/demo/x86_64/1.root.json"),
-        dir.join("root-2.json"),
-    )
-    .unwrap();
-    let old_publish = ok(dir, &["key", "id", "keys/publish.pem"]);
-    for args in [
-        &["root", "set-version", "root-2.json", "2"][..],
-        &["root", "expire", "root-2.json", "52 weeks"],
-        &[
-            "root",
-            "add-key",
-            "root-2.json",
-            "--key",
-            "keys/publish-2.pem",
-            "--role",
-            "targets",
-            "--role",
-            "snapshot",
-        ],
-        &[
-            "root",
-            "remove-key",
-            "root-2.json",
-            "--key-id",
-            old_publish.trim(),
-        ],
-        &[
-            "root",
-            "sign",
-            "root-2.json",
-            "--key",
-            "keys/root-1.pem",
-            "--key",
-            "keys/root-2.pem",
-            "--cross-sign",
-            "repo/demo/x86_64/1.root.json",
-        ],
-        &[
-            "root",
-            "rotate",
-            "--repo",
-            "repo",
-            "--variant",
-            "demo",
-            "--arch",
-            "x86_64",
-            "--new-root",
-            "root-2.json",
-            "--key",
-            "keys/publish-2.pem",
-            "--key",
-            "keys/timestamp.pem",
-        ],
-    ] {
-        ok(dir, args);
-    }
+    test_tools::tuf::rotate_root(&repo_tool(), dir, &ROOT_KEYS);
     // A fresh client that ships the OLD root walks 1.root.json -> 2.root.json and downloads.
     let fetch = ngclient_fetch(&python, &server, &dir.join("root.json"));
     assert_eq!(fetch.code, Some(0), "python-tuf refused: {}", fetch.summary);

@@ -32,12 +32,7 @@ fn the_documented_walkthrough_publishes_validates_refreshes_and_rotates() {
     }
     real_images(dir, "1.0.0");
     real_images(dir, "1.1.0");
-    std::fs::create_dir_all(dir.join("migrations")).unwrap();
-    std::fs::write(
-        dir.join("migrations/add-motd.json"),
-        b"{\"operations\": []}\n",
-    )
-    .unwrap();
+    add_motd_migration(dir);
 
     let bin_dir = repo_tool().parent().unwrap().to_path_buf();
     let path = format!(
@@ -95,23 +90,6 @@ fn the_documented_walkthrough_publishes_validates_refreshes_and_rotates() {
     assert!(manifest.updates()[1].waves.is_empty());
     let svg = std::fs::read_to_string(dir.join("waves.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
-}
-
-fn read_manifest(dir: &std::path::Path) -> update_metadata::Manifest {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let repo = repo_tools::repo::RepoDir::new(dir.join("repo"), "demo", "x86_64");
-        let loaded = repo
-            .load(&dir.join("root.json"), tough::ExpirationEnforcement::Safe)
-            .await
-            .unwrap();
-        repo_tools::publish::load_manifest(Some(&loaded))
-            .await
-            .unwrap()
-    })
 }
 
 /// Builds a release's images with the project's image builder and puts the lz4 files where the

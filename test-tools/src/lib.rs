@@ -12,6 +12,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod tuf;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -71,6 +73,20 @@ pub fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `program` with `args` in `dir`, as [`run`] does: returns its stdout, panics with its
+/// stderr if it fails.
+pub fn run_in(program: &Path, dir: &Path, args: &[&str]) -> String {
+    run(Command::new(program).current_dir(dir).args(args))
+}
+
+/// Runs `program` in `dir` once with each argument list of `steps`, in order, as [`run_in`]
+/// does: a sequence of commands such as a documented walkthrough's.
+pub fn run_each_in(program: &Path, dir: &Path, steps: &[&[&str]]) {
+    for args in steps {
+        run_in(program, dir, args);
+    }
 }
 
 /// The fenced code block of a markdown document whose info string ends with `name`, e.g. the

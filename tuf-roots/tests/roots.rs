@@ -30,18 +30,6 @@ fn root_files() -> Vec<(String, PathBuf)> {
     out
 }
 
-fn is_whole_seconds(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-}
-
 /// Every problem with one root file; empty if it is fit to ship.
 fn problems(path: &Path, now: Timestamp) -> Vec<String> {
     let mut problems = Vec::new();
@@ -95,7 +83,7 @@ fn problems(path: &Path, now: Timestamp) -> Vec<String> {
     }
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let expires_text = json["signed"]["expires"].as_str().unwrap_or_default();
-    if !is_whole_seconds(expires_text) {
+    if !test_tools::tuf::is_whole_seconds(expires_text) {
         problems.push(format!(
             "expires '{expires_text}' is not YYYY-MM-DDTHH:MM:SSZ (python-tuf refuses it)"
         ));

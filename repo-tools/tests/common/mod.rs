@@ -5,6 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// The walkthrough's repository and publish arguments, shared with the conformance client's
+// tests; not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use test_tools::tuf::{SIGN, on_repo, publish_args, strs};
+
 /// The repo-tool binary under test.
 pub fn repo_tool() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_repo-tool"))
@@ -21,13 +26,7 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs repo-tool and insists it succeeds; returns stdout.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "repo-tool {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    test_tools::run_in(&repo_tool(), dir, args)
 }
 
 /// Runs repo-tool and insists it fails with exit code 1 and one line on stderr; returns it.
@@ -83,6 +82,28 @@ pub fn shell_blocks(markdown: &str, section: &str) -> Vec<String> {
     test_tools::fenced_blocks(&rest[..end], "sh")
 }
 
+/// The walkthrough's two root keys (threshold 2).
+pub const ROOT_KEYS: [&str; 2] = ["keys/root-1.pem", "keys/root-2.pem"];
+
+/// Signs `root.json` with both root keys, as step 1 of the walkthrough does.
+pub fn sign_root(dir: &Path) {
+    let mut args = vec!["root", "sign", "root.json"];
+    for key in ROOT_KEYS {
+        args.extend(["--key", key]);
+    }
+    ok(dir, &args);
+}
+
+/// The walkthrough's migration, `migrations/add-motd.json` (one that changes nothing).
+pub fn add_motd_migration(dir: &Path) {
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    std::fs::write(
+        dir.join("migrations/add-motd.json"),
+        b"{\"operations\": []}\n",
+    )
+    .unwrap();
+}
+
 /// Keys and a signed root as step 1 of the walkthrough makes them: `keys/root-1.pem` (ed25519)
 /// and `keys/root-2.pem` (ECDSA P-256) for root with threshold 2, `keys/publish.pem` for targets
 /// and snapshot, and `keys/timestamp.pem` (of `timestamp_type`) for timestamp, in `root.json`.
@@ -125,56 +146,8 @@ pub fn keys_and_root(dir: &Path, timestamp_type: &str) {
         ok(dir, &args);
     }
     ok(dir, &["root", "set-threshold", "root.json", "root", "2"]);
-    ok(
-        dir,
-        &[
-            "root",
-            "sign",
-            "root.json",
-            "--key",
-            "keys/root-1.pem",
-            "--key",
-            "keys/root-2.pem",
-        ],
-    );
+    sign_root(dir);
 }
-
-/// The arguments that publish `version` of demo/x86_64 into `repo/` from `images/<version>/`,
-/// signed with the walkthrough's publish and timestamp keys; `extra` is appended.
-pub fn publish_args<'a>(version: &'a str, extra: &[&'a str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "publish",
-        "--repo",
-        "repo",
-        "--variant",
-        "demo",
-        "--arch",
-        "x86_64",
-        "--version",
-        version,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for (flag, file) in [
-        ("--boot-image", "boot.ext4.lz4"),
-        ("--root-image", "root.ext4.lz4"),
-        ("--hash-image", "root.verity.lz4"),
-    ] {
-        args.push(flag.to_string());
-        args.push(format!("images/{version}/{file}"));
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-/// `args` as the `&[&str]` that [`run`], [`ok`] and [`fails`] take.
-pub fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-/// The walkthrough's key arguments for targets, snapshot and timestamp.
-pub const SIGN: [&str; 4] = ["--key", "keys/publish.pem", "--key", "keys/timestamp.pem"];
 
 /// A repository as steps 1 to 3 of the walkthrough leave it: keys and root (see
 /// [`keys_and_root`]), release 1.0.0 without waves, and 1.1.0 with the migration
@@ -184,12 +157,7 @@ pub fn two_releases(dir: &Path, timestamp_type: &str, waves_start: &str) {
     keys_and_root(dir, timestamp_type);
     fake_images(dir, "1.0.0");
     fake_images(dir, "1.1.0");
-    std::fs::create_dir_all(dir.join("migrations")).unwrap();
-    std::fs::write(
-        dir.join("migrations/add-motd.json"),
-        b"{\"operations\": []}\n",
-    )
-    .unwrap();
+    add_motd_migration(dir);
     std::fs::write(
         dir.join("waves.toml"),
         "[[waves]]\nstart_after = '1 hour'\nfleet_percentage = 5\n\

@@ -12,19 +12,27 @@ pub fn client() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tuf-conformance-client"))
 }
 
-/// python3 with python-tuf importable, or `None` (skipped outside CI).
+/// python3 with python-tuf's metadata API importable, or `None` (skipped outside CI).
 pub fn python_tuf() -> Option<PathBuf> {
-    let python = test_tools::require_tool("python3")?;
-    let import = Command::new(&python)
-        .args(["-c", "import tuf.api.metadata, securesystemslib.signer"])
-        .output()
-        .unwrap();
-    if !import.status.success() {
-        return test_tools::skip_or_fail(
-            "python-tuf is not installed (pip install -r .ci/python-requirements.txt)",
-        );
+    test_tools::tuf::python_with(&["tuf.api.metadata", "securesystemslib.signer"])
+}
+
+/// Runs the client with `args`, under `prefix` (e.g. `faketime`) if given.
+pub fn run_client(prefix: &[&str], args: &[&str]) -> Run {
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(client());
+            c
+        }
+        None => Command::new(client()),
+    };
+    let out = command.args(args).output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-    Some(python)
 }
 
 /// What one run of the client did.
@@ -52,6 +60,120 @@ impl Run {
         assert_eq!(line.lines().count(), 1, "one line expected: {line}");
         assert!(line.contains(needle), "'{needle}' not in: {line}");
         self
+    }
+}
+
+/// The client pointed at one served repository: the URLs it fetches metadata and targets from
+/// and the two directories it keeps them in.
+pub struct Client {
+    /// The metadata URL, without a trailing slash (as the suite passes it).
+    pub metadata_url: String,
+    /// The targets URL, without a trailing slash.
+    pub targets_url: String,
+    /// The client's metadata directory.
+    pub metadata_dir: PathBuf,
+    /// The client's target directory.
+    pub target_dir: PathBuf,
+}
+
+impl Client {
+    /// A client of the repository at these URLs that keeps its files in `client/metadata` and
+    /// `client/targets` under `work`.
+    pub fn new(work: &Path, metadata_url: String, targets_url: String) -> Client {
+        Client {
+            metadata_url,
+            targets_url,
+            metadata_dir: work.join("client/metadata"),
+            target_dir: work.join("client/targets"),
+        }
+    }
+
+    /// `init` with the trusted root `root`.
+    pub fn init(&self, root: &Path) -> Run {
+        run_client(
+            &[],
+            &[
+                "--metadata-dir",
+                self.metadata_dir.to_str().unwrap(),
+                "init",
+                root.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// `refresh`, under `prefix` if given.
+    pub fn refresh_with(&self, prefix: &[&str]) -> Run {
+        run_client(
+            prefix,
+            &[
+                "--metadata-url",
+                &self.metadata_url,
+                "--metadata-dir",
+                self.metadata_dir.to_str().unwrap(),
+                "refresh",
+            ],
+        )
+    }
+
+    /// `refresh`.
+    pub fn refresh(&self) -> Run {
+        self.refresh_with(&[])
+    }
+
+    /// `download` of `names`, in order.
+    pub fn download(&self, names: &[&str]) -> Run {
+        let mut args = vec![
+            "--metadata-url",
+            &self.metadata_url,
+            "--metadata-dir",
+            self.metadata_dir.to_str().unwrap(),
+        ];
+        for name in names {
+            args.extend(["--target-name", name]);
+        }
+        args.extend([
+            "--target-dir",
+            self.target_dir.to_str().unwrap(),
+            "--target-base-url",
+            &self.targets_url,
+            "download",
+        ]);
+        run_client(&[], &args)
+    }
+
+    /// The version of `<role>.json` in the metadata directory.
+    pub fn version(&self, role: &str) -> Option<u64> {
+        let bytes = std::fs::read(self.metadata_dir.join(format!("{role}.json"))).ok()?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        value["signed"]["version"].as_u64()
+    }
+
+    /// The names in the metadata directory, sorted.
+    pub fn metadata_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.metadata_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The stored targets: (file name, contents), sorted.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        let Ok(entries) = std::fs::read_dir(&self.target_dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = entries
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
     }
 }
 
@@ -91,28 +213,28 @@ impl World {
         self.work.path().join("repo")
     }
 
+    /// The client of the served repository.
+    pub fn client(&self) -> Client {
+        Client::new(self.work.path(), self.metadata_url(), self.targets_url())
+    }
+
     /// The client's metadata directory.
     pub fn metadata_dir(&self) -> PathBuf {
-        self.work.path().join("client/metadata")
+        self.client().metadata_dir
     }
 
     /// The client's target directory.
     pub fn target_dir(&self) -> PathBuf {
-        self.work.path().join("client/targets")
+        self.client().target_dir
     }
 
     /// Applies repository operations (see `tests/repo_sim.py`).
     pub fn sim(&self, ops: Value) {
-        let out = Command::new(&self.python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/repo_sim.py"))
-            .arg(self.repo())
-            .arg(ops.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "repo_sim.py {ops}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        test_tools::run(
+            Command::new(&self.python)
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/repo_sim.py"))
+                .arg(self.repo())
+                .arg(ops.to_string()),
         );
     }
 
@@ -128,51 +250,18 @@ impl World {
 
     /// Runs the client with `args`, under `prefix` (e.g. `faketime`) if given.
     pub fn run(&self, prefix: &[&str], args: &[&str]) -> Run {
-        let mut command = match prefix.split_first() {
-            Some((program, rest)) => {
-                let mut c = Command::new(program);
-                c.args(rest).arg(client());
-                c
-            }
-            None => Command::new(client()),
-        };
-        let out = command.args(args).output().unwrap();
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_client(prefix, args)
     }
 
     /// `init` with the first root.
     pub fn init(&self) -> Run {
-        let md = self.metadata_dir();
-        let root = self.work.path().join("initial_root.json");
-        self.run(
-            &[],
-            &[
-                "--metadata-dir",
-                md.to_str().unwrap(),
-                "init",
-                root.to_str().unwrap(),
-            ],
-        )
+        self.client()
+            .init(&self.work.path().join("initial_root.json"))
     }
 
     /// `refresh`, under `prefix` if given.
     pub fn refresh_with(&self, prefix: &[&str]) -> Run {
-        let md = self.metadata_dir();
-        let url = self.metadata_url();
-        self.run(
-            prefix,
-            &[
-                "--metadata-url",
-                &url,
-                "--metadata-dir",
-                md.to_str().unwrap(),
-                "refresh",
-            ],
-        )
+        self.client().refresh_with(prefix)
     }
 
     /// `refresh`.
@@ -182,62 +271,22 @@ impl World {
 
     /// `download` of `names`, in order.
     pub fn download(&self, names: &[&str]) -> Run {
-        let md = self.metadata_dir();
-        let td = self.target_dir();
-        let url = self.metadata_url();
-        let turl = self.targets_url();
-        let mut args = vec![
-            "--metadata-url",
-            &url,
-            "--metadata-dir",
-            md.to_str().unwrap(),
-        ];
-        for name in names {
-            args.extend(["--target-name", name]);
-        }
-        args.extend([
-            "--target-dir",
-            td.to_str().unwrap(),
-            "--target-base-url",
-            &turl,
-            "download",
-        ]);
-        self.run(&[], &args)
+        self.client().download(names)
     }
 
     /// The version of `<role>.json` in the metadata directory.
     pub fn version(&self, role: &str) -> Option<u64> {
-        let bytes = std::fs::read(self.metadata_dir().join(format!("{role}.json"))).ok()?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap();
-        value["signed"]["version"].as_u64()
+        self.client().version(role)
     }
 
     /// The names in the metadata directory, sorted.
     pub fn metadata_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.metadata_dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        self.client().metadata_files()
     }
 
     /// The stored targets: (file name, contents), sorted.
     pub fn targets(&self) -> Vec<(String, String)> {
-        let Ok(entries) = std::fs::read_dir(self.target_dir()) else {
-            return Vec::new();
-        };
-        let mut out: Vec<(String, String)> = entries
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned(),
-                )
-            })
-            .collect();
-        out.sort();
-        out
+        self.client().targets()
     }
 
     /// The paths requested so far.
