@@ -8,9 +8,9 @@ mod common;
 use common::*;
 use node_sim::{BootRecord, Outcome};
 use repo_tools::publish::WaveSpec;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use testsys::{HttpServer, NodeSpec, TestNode, binary};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use testsys::{HttpServer, TestNode};
 
 struct E2e {
     world: World,
@@ -22,41 +22,16 @@ impl E2e {
     /// A node booted on 1.0.0 (healthy), updog pointed at the served repository.
     fn new() -> E2e {
         let world = World::new();
-        let first = world.release("1.0.0", HEALTHY, &[]);
-        let server = HttpServer::serve(&world.repo.base()).unwrap();
-        let spec = NodeSpec {
-            urls: Some(world.repo.urls(&server.url())),
-            seed: Some(1500),
-            ..NodeSpec::default()
-        };
-        let node = TestNode::create(&world.dir.path().join("node"), &first, &spec).unwrap();
-        let toml = node.sysroot.join("etc/updog.toml");
-        let mut config = std::fs::read_to_string(&toml).unwrap();
-        config.push_str("reboot_command = [\"true\"]\n");
-        std::fs::write(&toml, config).unwrap();
-        let e2e = E2e {
+        let (server, node) = world.online_node(1500);
+        E2e {
             world,
             _server: server,
             node,
-        };
-        assert_eq!(e2e.boot().outcome, Outcome::Healthy);
-        migrator::Datastore::open_current(&e2e.node.sysroot.join("var/lib/datastore"))
-            .unwrap()
-            .set(
-                &migrator::Key::new("settings.motd").unwrap(),
-                &serde_json::json!("hello"),
-            )
-            .unwrap();
-        e2e
+        }
     }
 
     fn run(&self, package: &str, name: &str, args: &[&str]) -> Output {
-        Command::new(binary(package, name))
-            .arg("--sysroot")
-            .arg(&self.node.sysroot)
-            .args(args)
-            .output()
-            .unwrap()
+        run(package, name, &self.node.sysroot, args)
     }
 
     fn updog(&self, args: &[&str]) -> Output {
@@ -64,23 +39,11 @@ impl E2e {
     }
 
     fn update(&self) {
-        let out = self.updog(&["update", "--reboot", "--progress", "none"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&self.updog(&["update", "--reboot", "--progress", "none"]));
     }
 
     fn boot(&self) -> BootRecord {
-        let out = self.run("node-sim", "node-sim", &["boot", "--json"]);
-        assert!(
-            matches!(out.status.code(), Some(0 | 10)),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut records: Vec<BootRecord> = serde_json::from_slice(&out.stdout).unwrap();
-        records.pop().unwrap()
+        boot_record(&self.node.sysroot)
     }
 
     fn motd(&self) -> Option<String> {
@@ -120,12 +83,7 @@ fn an_update_migrates_forward_and_a_manual_rollback_migrates_back() {
 
     // The operator rolls back by hand: the 1.1.0 version was confirmed, so its migrations run
     // backward on the way down.
-    let out = e2e.run("signpost", "signpost", &["rollback-to-inactive"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&e2e.run("signpost", "signpost", &["rollback-to-inactive"]));
     let boot = e2e.boot();
     assert_eq!(boot.version.as_deref(), Some("1.0.0"));
     assert!(
@@ -166,7 +124,7 @@ fn fails_then_falls_back(checks: &str, corrupt: bool) -> E2e {
     e2e.world.release("1.1.0", checks, &[]);
     e2e.update();
     if corrupt {
-        corrupt_motd_block(&e2e.node, signpost::SetId::B, b"1.1.0");
+        corrupt_root_block(&e2e.node, signpost::SetId::B, b"1.1.0");
     }
     let failed = e2e.boot();
     assert!(failed.outcome.needs_reboot(), "{failed:?}");
@@ -190,12 +148,7 @@ fn a_failed_health_gate_falls_back_and_the_version_is_not_offered_again() {
     let out = e2e.updog(&["check-update"]);
     assert_eq!(out.status.code(), Some(3), "1.1.0 is not offered again");
     // Named explicitly, it is installed again.
-    let out = e2e.updog(&["update-image", "--image", "1.1.0", "--progress", "none"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&e2e.updog(&["update-image", "--image", "1.1.0", "--progress", "none"]));
 }
 
 #[test]
@@ -260,30 +213,6 @@ fn an_update_in_a_later_wave_waits_for_its_time() {
     assert_eq!(e2e.boot().version.as_deref(), Some("1.1.0"));
 }
 
-/// Flips one byte of the data block that starts with `content` in a set's ROOT.
-fn corrupt_motd_block(node: &TestNode, set: signpost::SetId, content: &[u8]) {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let root = node.signpost().unwrap().partitions(set).root.clone();
-    let mut disk = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&node.disk)
-        .unwrap();
-    let mut block = vec![0u8; 4096];
-    for n in 0..(root.size_bytes() / 4096) {
-        let at = root.byte_range().start + n * 4096;
-        disk.seek(SeekFrom::Start(at)).unwrap();
-        disk.read_exact(&mut block).unwrap();
-        if block.starts_with(content) {
-            block[0] ^= 0x01;
-            disk.seek(SeekFrom::Start(at)).unwrap();
-            disk.write_all(&block).unwrap();
-            return;
-        }
-    }
-    panic!("no block of ROOT starts with the content");
-}
-
 #[test]
 fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
     if !tools_present() {
@@ -292,29 +221,9 @@ fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
     let world = World::new();
     world.release("1.0.0", HEALTHY, &[]);
     let server = HttpServer::serve(&world.repo.base()).unwrap();
-    let (metadata, targets) = world.repo.urls(&server.url());
+    let urls = world.repo.urls(&server.url());
     let sysroot = world.dir.path().join("fresh");
-    let out = Command::new(binary("node-sim", "node-sim"))
-        .arg("--sysroot")
-        .arg(&sysroot)
-        .args([
-            "create",
-            "--metadata-url",
-            &metadata,
-            "--targets-url",
-            &targets,
-            "--variant",
-            "demo",
-        ])
-        .args(["--arch", "x86_64", "--version", "1.0.0", "--root"])
-        .arg(&world.repo.root_json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&create(&world, &sysroot, &urls, "1.0.0"));
     // The images came over HTTP through TUF.
     assert!(
         server
@@ -322,41 +231,36 @@ fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
             .iter()
             .any(|r| r.path.ends_with("1.0.0-root.ext4.lz4"))
     );
-    let out = Command::new(binary("node-sim", "node-sim"))
-        .arg("--sysroot")
-        .arg(&sysroot)
-        .args(["boot", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<BootRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = node_sim(&sysroot, &["boot", "--json"]);
+    let records: Vec<BootRecord> = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(records[0].version.as_deref(), Some("1.0.0"));
     assert_eq!(records[0].set, "A");
     // A version the repository does not have is refused with one line, naming it.
-    let out = Command::new(binary("node-sim", "node-sim"))
-        .arg("--sysroot")
-        .arg(world.dir.path().join("other"))
-        .args([
-            "create",
-            "--metadata-url",
-            &metadata,
-            "--targets-url",
-            &targets,
-            "--variant",
-            "demo",
-        ])
-        .args(["--arch", "x86_64", "--version", "9.9.9", "--root"])
-        .arg(&world.repo.root_json)
-        .output()
-        .unwrap();
+    let out = create(&world, &world.dir.path().join("other"), &urls, "9.9.9");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("9.9.9") && stderr.trim().lines().count() == 1,
         "{stderr}"
     );
+}
+
+/// `node-sim create`: a node in `sysroot` running `version` of `world`'s repository, fetched
+/// from `urls` (metadata, targets).
+fn create(world: &World, sysroot: &Path, urls: &(String, String), version: &str) -> Output {
+    let (metadata, targets) = urls;
+    command("node-sim", "node-sim", sysroot, &["create"])
+        .args(["--metadata-url", metadata, "--targets-url", targets])
+        .args([
+            "--variant",
+            "demo",
+            "--arch",
+            "x86_64",
+            "--version",
+            version,
+        ])
+        .arg("--root")
+        .arg(&world.repo.root_json)
+        .output()
+        .unwrap()
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use node_sim::{Node, Outcome};
+use node_sim::Outcome;
 use signpost::SetId;
 
 #[test]
@@ -15,9 +15,7 @@ fn a_first_boot_is_marked_and_an_update_with_a_migration_is_confirmed() {
         return;
     }
     let world = World::new();
-    let first = world.release("1.0.0", HEALTHY, &[]);
-    let node = world.node(&first);
-    let sim = Node::open(&node.sysroot, None).unwrap();
+    let (_, node, sim) = world.first_node(HEALTHY);
 
     assert!(!node.signpost().unwrap().has_boot_ever_succeeded());
     let boot = sim.boot().unwrap();
@@ -57,9 +55,7 @@ fn fall_back_from(
     corrupt_root: bool,
 ) -> (World, testsys::TestNode, Vec<node_sim::BootRecord>) {
     let world = World::new();
-    let first = world.release("1.0.0", HEALTHY, &[]);
-    let node = world.node(&first);
-    let sim = Node::open(&node.sysroot, None).unwrap();
+    let (_, node, sim) = world.first_node(HEALTHY);
     sim.boot().unwrap();
     let up = world.add_setting_migration("add-motd", "settings.motd", "hello");
     let second = world.release("1.1.0", HEALTHY, &[up]);
@@ -70,7 +66,8 @@ fn fall_back_from(
     let bad = world.release("1.2.0", checks, &[down]);
     stage(&node, &world.repo, &bad);
     if corrupt_root {
-        corrupt_a_file_block(&node, SetId::A);
+        // The motd of 1.2.0, in set A (a data block of a file: dm-verity's tree covers it).
+        corrupt_root_block(&node, SetId::A, b"1.2.0");
     }
     let boots = sim.boot_until_settled(3).unwrap();
     (world, node, boots)
@@ -163,9 +160,7 @@ fn a_failing_check_on_a_marked_set_is_reported_and_never_reboots() {
         return;
     }
     let world = World::new();
-    let first = world.release("1.0.0", "[[check]]\nname = \"flag file\"\ncommand = [\"sh\", \"-c\", \"test ! -e \\\"$TWINSET_SYSROOT/break-me\\\"\"]\n", &[]);
-    let node = world.node(&first);
-    let sim = Node::open(&node.sysroot, None).unwrap();
+    let (_, node, sim) = world.first_node("[[check]]\nname = \"flag file\"\ncommand = [\"sh\", \"-c\", \"test ! -e \\\"$TWINSET_SYSROOT/break-me\\\"\"]\n");
     assert_eq!(sim.boot().unwrap().outcome, Outcome::Healthy);
     std::fs::write(node.sysroot.join("break-me"), b"").unwrap();
     let boots = sim.boot_until_settled(3).unwrap();
@@ -178,31 +173,4 @@ fn a_failing_check_on_a_marked_set_is_reported_and_never_reboots() {
             .is_empty()
     );
     assert!(node.signpost().unwrap().flags(SetId::A).successful);
-}
-
-/// Flips one byte inside the data of `etc/motd` in the given set's ROOT (found through the
-/// verity tree: any data block of ROOT that belongs to a file would do; the last used block is).
-fn corrupt_a_file_block(node: &testsys::TestNode, set: SetId) {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let root = node.signpost().unwrap().partitions(set).root.clone();
-    let mut disk = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&node.disk)
-        .unwrap();
-    // Find the block holding the motd text "1.2.0" and flip a byte of it.
-    let mut block = vec![0u8; 4096];
-    for n in 0..(root.size_bytes() / 4096) {
-        disk.seek(SeekFrom::Start(root.byte_range().start + n * 4096))
-            .unwrap();
-        disk.read_exact(&mut block).unwrap();
-        if block.starts_with(b"1.2.0") {
-            block[0] ^= 0x01;
-            disk.seek(SeekFrom::Start(root.byte_range().start + n * 4096))
-                .unwrap();
-            disk.write_all(&block).unwrap();
-            return;
-        }
-    }
-    panic!("no block of ROOT holds the motd");
 }

@@ -13,40 +13,40 @@ use node_sim::{BootRecord, Outcome};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use testsys::{HttpServer, NodeSpec, TestNode, binary};
 
-fn run(sysroot: &Path, package: &str, name: &str, args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut command = Command::new(binary(package, name));
-    command.arg("--sysroot").arg(sysroot).args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
+/// Runs `<name> --sysroot <sysroot> <args>` of workspace package `package` with `env` added to
+/// its environment.
+fn run_with_env(
+    package: &str,
+    name: &str,
+    sysroot: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Output {
+    command(package, name, sysroot, args)
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap()
 }
 
 fn updog(sysroot: &Path, env: &[(&str, String)]) -> Output {
-    run(
+    run_with_env(
+        "updog",
+        "updog",
         sysroot,
-        "updog",
-        "updog",
         &["update", "--reboot", "--progress", "none"],
         env,
     )
 }
 
 fn boot(sysroot: &Path, env: &[(&str, String)]) -> Output {
-    run(sysroot, "node-sim", "node-sim", &["boot", "--json"], env)
+    run_with_env("node-sim", "node-sim", sysroot, &["boot", "--json"], env)
 }
 
 /// Boots until settled and returns the last record.
 fn settle(sysroot: &Path) -> BootRecord {
-    let out = run(sysroot, "node-sim", "node-sim", &["settle", "--json"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut records: Vec<BootRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = node_sim(sysroot, &["settle", "--json"]);
+    let mut records: Vec<BootRecord> = serde_json::from_str(&ok(&out)).unwrap();
     records.pop().unwrap()
 }
 
@@ -67,6 +67,39 @@ fn points(log: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// An update or a boot, run on the node in a directory with variables added to its environment.
+type Step = fn(&Path, &[(&str, String)]) -> Output;
+
+/// Runs `step` on a copy (`work/count-<name>`) of the node in `from`, logging its durable
+/// points; asserts that it succeeds and returns the points in order.
+fn count_points(step: Step, from: &Path, work: &Path, name: &str) -> Vec<String> {
+    let counting = work.join(format!("count-{name}"));
+    copy_node(from, &counting);
+    let log = work.join(format!("{name}.log"));
+    ok(&step(
+        &counting,
+        &[(powercut::LOG_ENV, log.display().to_string())],
+    ));
+    points(&log)
+}
+
+/// Runs `step` on a copy (`work/<name>-<n>`) of the node in `from` with the power cut at its
+/// `n`-th durable point; asserts that it stopped. The copy, and the last point it logged.
+fn cut_at(step: Step, from: &Path, work: &Path, name: &str, n: usize) -> (PathBuf, String) {
+    let node_dir = work.join(format!("{name}-{n}"));
+    copy_node(from, &node_dir);
+    let cut_log = work.join(format!("{name}-{n}.log"));
+    let out = step(
+        &node_dir,
+        &[
+            (powercut::AT_ENV, n.to_string()),
+            (powercut::LOG_ENV, cut_log.display().to_string()),
+        ],
+    );
+    assert!(!out.status.success(), "the power went at point {n}");
+    (node_dir, points(&cut_log).last().cloned().unwrap())
 }
 
 /// After power comes back: a healthy boot, the datastore at the running version and confirmed,
@@ -106,26 +139,8 @@ fn a_power_cut_at_every_durable_point_of_an_update_and_a_boot_leaves_a_whole_nod
         return;
     }
     let world = World::new();
-    let first = world.release("1.0.0", HEALTHY, &[]);
-    let server = HttpServer::serve(&world.repo.base()).unwrap();
-    let spec = NodeSpec {
-        urls: Some(world.repo.urls(&server.url())),
-        seed: Some(7),
-        ..NodeSpec::default()
-    };
-    let base = world.dir.path().join("base");
-    let node = TestNode::create(&base, &first, &spec).unwrap();
-    let toml = node.sysroot.join("etc/updog.toml");
-    let config = std::fs::read_to_string(&toml).unwrap() + "reboot_command = [\"true\"]\n";
-    std::fs::write(&toml, config).unwrap();
-    assert!(boot(&base, &[]).status.success());
-    migrator::Datastore::open_current(&base.join("var/lib/datastore"))
-        .unwrap()
-        .set(
-            &migrator::Key::new("settings.motd").unwrap(),
-            &serde_json::json!("hello"),
-        )
-        .unwrap();
+    let (_server, node) = world.online_node(7);
+    let base = node.sysroot;
     let migration = world.dir.path().join("motd.json");
     std::fs::write(
         &migration,
@@ -141,16 +156,7 @@ fn a_power_cut_at_every_durable_point_of_an_update_and_a_boot_leaves_a_whole_nod
     let mut tried = 0;
 
     // The update: count its points, then cut at each.
-    let counting = work.join("count-update");
-    copy_node(&base, &counting);
-    let log = work.join("update.log");
-    let out = updog(&counting, &[(powercut::LOG_ENV, log.display().to_string())]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let update_points = points(&log);
+    let update_points = count_points(updog, &base, &work, "update");
     assert!(update_points.len() >= 8, "{update_points:?}");
     assert_eq!(
         update_points
@@ -162,18 +168,8 @@ fn a_power_cut_at_every_durable_point_of_an_update_and_a_boot_leaves_a_whole_nod
     );
     all_points.extend(update_points.iter().cloned());
     for n in 1..=update_points.len() {
-        let node_dir = work.join(format!("update-{n}"));
-        copy_node(&base, &node_dir);
-        let cut_log = work.join(format!("update-{n}.log"));
-        let out = updog(
-            &node_dir,
-            &[
-                (powercut::AT_ENV, n.to_string()),
-                (powercut::LOG_ENV, cut_log.display().to_string()),
-            ],
-        );
-        assert!(!out.status.success(), "the power went at point {n}");
-        cut_points.insert(points(&cut_log).last().cloned().unwrap());
+        let (node_dir, cut) = cut_at(updog, &base, &work, "update", n);
+        cut_points.insert(cut);
         let context = format!("update cut at point {n} ({})", update_points[n - 1]);
         check_whole(&node_dir, &context);
         // Power is back: the update completes when run again (or was applied already).
@@ -192,32 +188,13 @@ fn a_power_cut_at_every_durable_point_of_an_update_and_a_boot_leaves_a_whole_nod
     let staged = work.join("staged");
     copy_node(&base, &staged);
     assert!(updog(&staged, &[]).status.success());
-    let counting = work.join("count-boot");
-    copy_node(&staged, &counting);
-    let log = work.join("boot.log");
-    let out = boot(&counting, &[(powercut::LOG_ENV, log.display().to_string())]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let boot_points = points(&log);
+    let boot_points = count_points(boot, &staged, &work, "boot");
     assert!(boot_points.len() >= 6, "{boot_points:?}");
     all_points.extend(boot_points.iter().cloned());
     let mut versions = BTreeSet::new();
     for n in 1..=boot_points.len() {
-        let node_dir = work.join(format!("boot-{n}"));
-        copy_node(&staged, &node_dir);
-        let cut_log = work.join(format!("boot-{n}.log"));
-        let out = boot(
-            &node_dir,
-            &[
-                (powercut::AT_ENV, n.to_string()),
-                (powercut::LOG_ENV, cut_log.display().to_string()),
-            ],
-        );
-        assert!(!out.status.success(), "the power went at point {n}");
-        cut_points.insert(points(&cut_log).last().cloned().unwrap());
+        let (node_dir, cut) = cut_at(boot, &staged, &work, "boot", n);
+        cut_points.insert(cut);
         let context = format!("boot cut at point {n} ({})", boot_points[n - 1]);
         versions.insert(check_whole(&node_dir, &context));
         tried += 1;
@@ -238,5 +215,4 @@ fn a_power_cut_at_every_durable_point_of_an_update_and_a_boot_leaves_a_whole_nod
         boot_points.len(),
         all_points.len()
     );
-    let _ = PathBuf::new();
 }

@@ -7,28 +7,19 @@
 mod common;
 
 use common::*;
-use node_sim::{Node, Outcome};
+use node_sim::Outcome;
 use signpost::SetId;
-use std::process::Command;
-use testsys::{TestNode, binary};
+use testsys::TestNode;
 
 /// The initramfs's part: `signpost boot-select` on the disk, then the chosen ROOT's files
 /// where the verified root would show them.
 fn firmware(node: &TestNode) -> SetId {
-    let out = Command::new(binary("signpost", "signpost"))
-        .arg("--sysroot")
-        .arg(&node.sysroot)
-        .arg("--disk")
+    let out = command("signpost", "signpost", &node.sysroot, &["--disk"])
         .arg(&node.disk)
         .args(["boot-select", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let chosen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chosen: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     let set: SetId = chosen["set"].as_str().unwrap().parse().unwrap();
     node.expose_booted_files(set).unwrap();
     let root = node.signpost().unwrap().partitions(set).root.clone();
@@ -50,24 +41,13 @@ fn firmware(node: &TestNode) -> SetId {
     set
 }
 
-fn node_sim(node: &TestNode, args: &[&str]) -> std::process::Output {
-    Command::new(binary("node-sim", "node-sim"))
-        .arg("--sysroot")
-        .arg(&node.sysroot)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn services_mark_a_healthy_set_and_a_failed_one_falls_back() {
     if !tools_present() {
         return;
     }
     let world = World::new();
-    let first = world.release("1.0.0", HEALTHY, &[]);
-    let node = world.node(&first);
-    let sim = Node::open(&node.sysroot, None).unwrap();
+    let (_, node, sim) = world.first_node(HEALTHY);
     assert_eq!(firmware(&node), SetId::A);
     let boot = sim.start_services().unwrap();
     assert_eq!(
@@ -80,7 +60,7 @@ fn services_mark_a_healthy_set_and_a_failed_one_falls_back() {
     let good = world.release("1.1.0", HEALTHY, &[]);
     stage(&node, &world.repo, &good);
     assert_eq!(firmware(&node), SetId::B);
-    let out = node_sim(&node, &["services", "--json"]);
+    let out = node_sim(&node.sysroot, &["services", "--json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -98,7 +78,7 @@ fn services_mark_a_healthy_set_and_a_failed_one_falls_back() {
     let bad = world.release("1.2.0", UNHEALTHY, &[]);
     stage(&node, &world.repo, &bad);
     assert_eq!(firmware(&node), SetId::A);
-    let out = node_sim(&node, &["services"]);
+    let out = node_sim(&node.sysroot, &["services"]);
     assert_eq!(
         out.status.code(),
         Some(10),
@@ -121,11 +101,10 @@ fn services_need_the_booted_set_and_the_image_files() {
         return;
     }
     let world = World::new();
-    let first = world.release("1.0.0", HEALTHY, &[]);
-    let node = world.node(&first);
+    let (_, node, _) = world.first_node(HEALTHY);
     std::fs::remove_file(node.sysroot.join("run/booted-set")).unwrap();
     std::fs::write(node.sysroot.join("proc/cmdline"), "console=ttyS0\n").unwrap();
-    let out = node_sim(&node, &["services"]);
+    let out = node_sim(&node.sysroot, &["services"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Failed to find the booted set"), "{err}");
@@ -137,7 +116,7 @@ fn services_need_the_booted_set_and_the_image_files() {
         "VERSION_ID=not-a-version\n",
     )
     .unwrap();
-    let out = node_sim(&node, &["services"]);
+    let out = node_sim(&node.sysroot, &["services"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("os-release"), "{err}");
@@ -153,8 +132,7 @@ fn verity_table_opens_the_chosen_root_with_the_parameters_in_its_boot() {
         return;
     }
     let world = World::new();
-    let first = world.release("1.0.0", HEALTHY, &[]);
-    let node = world.node(&first);
+    let (first, node, _) = world.first_node(HEALTHY);
     let second = world.release("1.1.0", HEALTHY, &[]);
     stage(&node, &world.repo, &second);
     assert_eq!(firmware(&node), SetId::B);
@@ -168,7 +146,7 @@ fn verity_table_opens_the_chosen_root_with_the_parameters_in_its_boot() {
             .verity
             .dm_table(&dev(parts.root.number), &dev(parts.hash.number))
     );
-    let out = node_sim(&node, &["verity-table"]);
+    let out = node_sim(&node.sysroot, &["verity-table"]);
     assert!(
         out.status.success(),
         "{}",
@@ -178,7 +156,7 @@ fn verity_table_opens_the_chosen_root_with_the_parameters_in_its_boot() {
     assert!(expected.contains(&second.images.verity.root_hash().to_string()));
 
     // An explicit set; set A holds 1.0.0.
-    let out = node_sim(&node, &["verity-table", "--set", "A"]);
+    let out = node_sim(&node.sysroot, &["verity-table", "--set", "A"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains(&first.images.verity.root_hash().to_string()),
@@ -194,7 +172,7 @@ fn verity_table_opens_the_chosen_root_with_the_parameters_in_its_boot() {
         .unwrap();
     file.seek(SeekFrom::Start(boot.byte_range().start)).unwrap();
     file.write_all(&vec![0u8; 1 << 20]).unwrap();
-    let out = node_sim(&node, &["verity-table", "--set", "A"]);
+    let out = node_sim(&node.sysroot, &["verity-table", "--set", "A"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

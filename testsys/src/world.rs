@@ -126,6 +126,65 @@ impl ServedNode {
     }
 }
 
+/// Declares an integration test crate's world: `struct $name(pub ServedNode)` that derefs to
+/// its [`ServedNode`], with `new`, `release` and `target_file` that panic with the error instead
+/// of returning it (a world that cannot be set up fails the test there). The crate adds its own
+/// helpers in an `impl $name` of its own: a macro rather than a type here because those helpers
+/// must be inherent methods, which only the crate that declares the type can add, and which its
+/// test files call without importing a trait.
+///
+/// ```no_run
+/// testsys::served_world! {
+///     /// The world of these tests.
+///     pub struct World;
+/// }
+///
+/// impl World {
+///     /// Runs updog against the node.
+///     fn updog(&self, args: &[&str]) -> std::process::Output {
+///         testsys::run_updog(&self.node.sysroot, args).expect("updog runs")
+///     }
+/// }
+///
+/// let world = World::new();
+/// world.release("1.1.0");
+/// assert!(world.target_file("1.1.0-root.ext4.lz4").is_file());
+/// assert!(world.updog(&["check-update"]).status.success());
+/// ```
+#[macro_export]
+macro_rules! served_world {
+    ($(#[$attr:meta])* $vis:vis struct $name:ident;) => {
+        $(#[$attr])*
+        $vis struct $name(pub $crate::ServedNode);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $crate::ServedNode;
+
+            fn deref(&self) -> &$crate::ServedNode {
+                &self.0
+            }
+        }
+
+        impl $name {
+            /// `ServedNode::new`: 1.0.0 published and served, the node booted from it in set A
+            /// (seed 42).
+            $vis fn new() -> $name {
+                $name($crate::ServedNode::new().unwrap_or_else(|e| panic!("{e}")))
+            }
+
+            /// `ServedNode::release`: builds and publishes `version`.
+            $vis fn release(&self, version: &str) -> $crate::BuiltRelease {
+                self.0.release(version).unwrap_or_else(|e| panic!("{e}"))
+            }
+
+            /// `ServedNode::target_file`: the served target file whose name ends with `suffix`.
+            $vis fn target_file(&self, suffix: &str) -> ::std::path::PathBuf {
+                self.0.target_file(suffix).unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -166,5 +225,36 @@ mod tests {
             world.inject_target("9.9.9-root.ext4.lz4", Fault::Status(500), None),
             Err(crate::Error::NoTarget { .. })
         ));
+    }
+
+    crate::served_world! {
+        /// A world as a test crate declares it.
+        struct World;
+    }
+
+    #[test]
+    fn a_declared_world_is_its_served_node_and_panics_with_the_error() {
+        if !tools_present() {
+            return;
+        }
+        let world = World::new();
+        assert_eq!(world.first.version.to_string(), "1.0.0");
+        let second = world.release("1.1.0");
+        assert_eq!(second.version.to_string(), "1.1.0");
+        assert_eq!(
+            world.target_file("1.1.0-root.ext4.lz4"),
+            world.0.target_file("1.1.0-root.ext4.lz4").unwrap()
+        );
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            world.target_file("9.9.9-root.ext4.lz4")
+        }))
+        .unwrap_err();
+        assert_eq!(
+            panic.downcast_ref::<String>(),
+            Some(&format!(
+                "Failed to find a served target ending in '9.9.9-root.ext4.lz4' in '{}'",
+                world.repo.base().join("targets").display()
+            ))
+        );
     }
 }

@@ -7,7 +7,29 @@ mod common;
 
 use common::*;
 use signpost::SetId;
-use update_api::{CommandStatus, UpdateCommand, UpdateState};
+use update_api::{CommandStatus, UpdateCommand, UpdateState, UpdateStatus};
+
+/// Starts the server (the last one was killed) and asserts the state it reports, which the disk
+/// decides; the server and its whole status.
+fn restarted(world: &World, state: UpdateState) -> (ApiServer, UpdateStatus) {
+    let api = world.api();
+    let status = api.status();
+    assert_eq!(status.update_state, state);
+    (api, status)
+}
+
+/// Posts `uri` and asserts the state it ends in, kills the server with SIGKILL and starts it
+/// again: [`restarted`] in the same state.
+fn killed_after(
+    world: &World,
+    mut api: ApiServer,
+    uri: &str,
+    state: UpdateState,
+) -> (ApiServer, UpdateStatus) {
+    assert_eq!(api.command(uri).update_state, state, "POST {uri}");
+    api.sigkill();
+    restarted(world, state)
+}
 
 #[test]
 fn killed_during_a_prepare_comes_back_available_with_the_set_unbootable() {
@@ -28,9 +50,7 @@ fn killed_during_a_prepare_comes_back_available_with_the_set_unbootable() {
     api.sigkill();
     assert_eq!(world.set_b(), (0, 0, false), "cleared before writing");
 
-    let api = world.api();
-    let status = api.status();
-    assert_eq!(status.update_state, UpdateState::Available);
+    let (api, status) = restarted(&world, UpdateState::Available);
     assert_eq!(status.running_command, None);
     let cmd = status.most_recent_command.unwrap();
     assert_eq!(
@@ -51,18 +71,12 @@ fn killed_after_a_prepare_or_an_activate_comes_back_as_the_disk_says() {
     }
     let world = World::new();
     world.release("1.1.0");
-    let mut api = world.api();
+    let api = world.api();
     api.command("/actions/refresh-updates");
-    assert_eq!(
-        api.command("/actions/prepare-update").update_state,
-        UpdateState::Staged
-    );
-    api.sigkill();
 
     // Between prepare and activate: Staged, because set B is valid.
-    let mut api = world.api();
-    let status = api.status();
-    assert_eq!(status.update_state, UpdateState::Staged);
+    let (mut api, status) =
+        killed_after(&world, api, "/actions/prepare-update", UpdateState::Staged);
     assert_eq!(
         status.staging_partition.unwrap().image.version.to_string(),
         "1.1.0"
@@ -75,8 +89,7 @@ fn killed_after_a_prepare_or_an_activate_comes_back_as_the_disk_says() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     stale["update_state"] = "Ready".into();
     std::fs::write(&path, stale.to_string()).unwrap();
-    let mut api = world.api();
-    assert_eq!(api.status().update_state, UpdateState::Staged);
+    let (mut api, _) = restarted(&world, UpdateState::Staged);
     api.sigkill();
 
     // The set lost its validity behind the server's back (cleared out of band): Available.
@@ -84,27 +97,18 @@ fn killed_after_a_prepare_or_an_activate_comes_back_as_the_disk_says() {
         let mut disk = world.node.signpost().unwrap().with_active(SetId::A);
         disk.clear_inactive().unwrap();
     }
-    let mut api = world.api();
-    let status = api.status();
-    assert_eq!(status.update_state, UpdateState::Available);
+    let (api, status) = restarted(&world, UpdateState::Available);
     assert_eq!(status.staging_partition, None);
     assert_eq!(api.request("POST", "/actions/activate-update").0, 409);
 
     // Prepare and activate, then a cut: Ready, because B is the next to boot.
     api.command("/actions/prepare-update");
-    assert_eq!(
-        api.command("/actions/activate-update").update_state,
-        UpdateState::Ready
-    );
-    api.sigkill();
-    let mut api = world.api();
-    let status = api.status();
-    assert_eq!(status.update_state, UpdateState::Ready);
+    let (mut api, status) =
+        killed_after(&world, api, "/actions/activate-update", UpdateState::Ready);
     assert!(status.staging_partition.unwrap().next_to_boot);
     api.sigkill();
 
     // A garbage status file is ignored; the disk still decides.
     std::fs::write(&path, b"{\"update_state\": \"Rea").unwrap();
-    let api = world.api();
-    assert_eq!(api.status().update_state, UpdateState::Ready);
+    restarted(&world, UpdateState::Ready);
 }

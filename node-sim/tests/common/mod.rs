@@ -2,9 +2,11 @@
 //! by hand (writing the images into the inactive set) for tests that do not involve updog.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use node_sim::{BootRecord, Node, Outcome};
 use signpost::SetId;
 use std::path::{Path, PathBuf};
-use testsys::{BuiltRelease, NodeSpec, PublishOptions, TestNode, TestRepo};
+use std::process::{Command, Output};
+use testsys::{BuiltRelease, HttpServer, NodeSpec, PublishOptions, TestNode, TestRepo, binary};
 
 /// Health checks that pass.
 pub const HEALTHY: &str = "[[check]]\nname = \"always\"\ncommand = [\"true\"]\n";
@@ -51,9 +53,113 @@ impl World {
         path
     }
 
-    pub fn node(&self, first: &BuiltRelease) -> TestNode {
-        TestNode::create(&self.dir.path().join("node"), first, &NodeSpec::default()).unwrap()
+    /// Publishes 1.0.0, its image carrying the health checks `checks`, and creates a node from
+    /// it, not booted yet: the release, the node, and the node's boot lifecycle run in this
+    /// process.
+    pub fn first_node(&self, checks: &str) -> (BuiltRelease, TestNode, Node) {
+        let first = self.release("1.0.0", checks, &[]);
+        let node =
+            TestNode::create(&self.dir.path().join("node"), &first, &NodeSpec::default()).unwrap();
+        let sim = Node::open(&node.sysroot, None).unwrap();
+        (first, node, sim)
     }
+
+    /// Publishes 1.0.0 (healthy), serves the repository and creates a node whose updog follows
+    /// it with `seed`, and whose reboot command does nothing (the test boots the node itself).
+    /// Boots it once, healthy, and sets `settings.motd` to "hello".
+    pub fn online_node(&self, seed: u32) -> (HttpServer, TestNode) {
+        let first = self.release("1.0.0", HEALTHY, &[]);
+        let server = HttpServer::serve(&self.repo.base()).unwrap();
+        let spec = NodeSpec {
+            urls: Some(self.repo.urls(&server.url())),
+            seed: Some(seed),
+            ..NodeSpec::default()
+        };
+        let node = TestNode::create(&self.dir.path().join("node"), &first, &spec).unwrap();
+        let toml = node.sysroot.join("etc/updog.toml");
+        let config = std::fs::read_to_string(&toml).unwrap() + "reboot_command = [\"true\"]\n";
+        std::fs::write(&toml, config).unwrap();
+        assert_eq!(boot_record(&node.sysroot).outcome, Outcome::Healthy);
+        migrator::Datastore::open_current(&node.sysroot.join("var/lib/datastore"))
+            .unwrap()
+            .set(
+                &migrator::Key::new("settings.motd").unwrap(),
+                &serde_json::json!("hello"),
+            )
+            .unwrap();
+        (server, node)
+    }
+}
+
+/// `<name> --sysroot <sysroot> <args>`: the binary `name` of workspace package `package`.
+pub fn command(package: &str, name: &str, sysroot: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(binary(package, name));
+    command.arg("--sysroot").arg(sysroot).args(args);
+    command
+}
+
+/// Runs [`command`] to completion.
+pub fn run(package: &str, name: &str, sysroot: &Path, args: &[&str]) -> Output {
+    command(package, name, sysroot, args).output().unwrap()
+}
+
+/// Runs `node-sim --sysroot <sysroot> <args>` to completion.
+pub fn node_sim(sysroot: &Path, args: &[&str]) -> Output {
+    run("node-sim", "node-sim", sysroot, args)
+}
+
+/// Asserts that a run succeeded (showing its stderr when not) and returns its stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `node-sim boot --json`: asserts that the node booted (exit 0, or 10 exactly when the boot
+/// failed and asks for a reboot) and returns the boot's record.
+pub fn boot_record(sysroot: &Path) -> BootRecord {
+    let out = node_sim(sysroot, &["boot", "--json"]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 10)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records: Vec<BootRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let record = records.pop().unwrap();
+    let code = if record.outcome.needs_reboot() { 10 } else { 0 };
+    assert_eq!(out.status.code(), Some(code), "{record:?}");
+    record
+}
+
+/// Flips one byte of the first data block of a set's ROOT that starts with `content` (a file's
+/// data: `etc/motd` holds the release's version), as a bad disk would.
+pub fn corrupt_root_block(node: &TestNode, set: SetId, content: &[u8]) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let root = node.signpost().unwrap().partitions(set).root.clone();
+    let mut disk = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&node.disk)
+        .unwrap();
+    let mut block = vec![0u8; 4096];
+    for n in 0..(root.size_bytes() / 4096) {
+        let at = root.byte_range().start + n * 4096;
+        disk.seek(SeekFrom::Start(at)).unwrap();
+        disk.read_exact(&mut block).unwrap();
+        if block.starts_with(content) {
+            block[0] ^= 0x01;
+            disk.seek(SeekFrom::Start(at)).unwrap();
+            disk.write_all(&block).unwrap();
+            return;
+        }
+    }
+    panic!(
+        "no block of ROOT starts with '{}'",
+        String::from_utf8_lossy(content)
+    );
 }
 
 /// Copies the whole published repository into the node's migration cache, as updog leaves it.

@@ -7,34 +7,18 @@ use signpost::SetId;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use testsys::{BuiltRelease, Fault, ServedNode};
+use testsys::Fault;
 use update_api::{UpdateState, UpdateStatus};
 
 pub use testsys::{block_on, tools_present};
 
-/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A
-/// (`testsys::ServedNode`), with the API's own helpers.
-pub struct World(pub ServedNode);
-
-impl std::ops::Deref for World {
-    type Target = ServedNode;
-
-    fn deref(&self) -> &ServedNode {
-        &self.0
-    }
+testsys::served_world! {
+    /// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A
+    /// (`testsys::ServedNode`, seed 42), with the API's own helpers.
+    pub struct World;
 }
 
 impl World {
-    /// Publishes 1.0.0, serves the repository, and creates the node (seed 42).
-    pub fn new() -> World {
-        World(ServedNode::new().unwrap())
-    }
-
-    /// Builds and publishes `version`.
-    pub fn release(&self, version: &str) -> BuiltRelease {
-        self.0.release(version).unwrap()
-    }
-
     /// Makes the download of `version`'s root image stall for `secs` after 4000 bytes.
     pub fn stall_root(&self, version: &str, secs: u64) {
         self.inject_target(

@@ -7,38 +7,17 @@ use sha2::{Digest, Sha256};
 use signpost::SetId;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use testsys::{BuiltRelease, Fault, ServedNode, TestNode};
+use testsys::{BuiltRelease, Fault, TestNode};
 
 pub use testsys::{block_on, tools_present};
 
-/// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A
-/// (`testsys::ServedNode`), with updog's own helpers.
-pub struct World(pub ServedNode);
-
-impl std::ops::Deref for World {
-    type Target = ServedNode;
-
-    fn deref(&self) -> &ServedNode {
-        &self.0
-    }
+testsys::served_world! {
+    /// A repository with 1.0.0 published, a server, and a node booted from 1.0.0 in set A
+    /// (`testsys::ServedNode`, seed 42), with updog's own helpers.
+    pub struct World;
 }
 
 impl World {
-    /// Publishes 1.0.0, serves the repository, and creates the node (seed 42).
-    pub fn new() -> World {
-        World(ServedNode::new().unwrap())
-    }
-
-    /// Builds and publishes `version`.
-    pub fn release(&self, version: &str) -> BuiltRelease {
-        self.0.release(version).unwrap()
-    }
-
-    /// The served target file whose name ends with `suffix`.
-    pub fn target_file(&self, suffix: &str) -> PathBuf {
-        self.0.target_file(suffix).unwrap()
-    }
-
     /// The file name of [`World::target_file`]: what the server's faults and log match.
     pub fn target_name(&self, suffix: &str) -> String {
         let path = self.target_file(suffix);
