@@ -1,0 +1,416 @@
+//! Installing one image from its chunk index (docs/formats.md, "Chunk index").
+//!
+//! For each chunk of the new image, in order of preference:
+//!
+//! 1. it is already in the inactive partition at its offset: skip it. This is how an interrupted
+//!    install resumes; the partition itself is the journal, so there is no progress file to get
+//!    out of step with it. The partition is synced before it is scanned, so what is read is what
+//!    a power cut would leave.
+//! 2. it is in the running set's same partition, at the same offset or (through the running
+//!    release's index) at any offset: copy it locally. An all-zero chunk is written as zeros.
+//! 3. otherwise fetch its compressed bytes with HTTP Range requests (adjacent chunks coalesced
+//!    into one request of at most [`RANGE_CAP`] bytes, a few requests at a time), check their
+//!    sha256 from the index **before** decompressing, decompress and write. A body that breaks
+//!    off is asked for again from its first byte not received.
+//!
+//! Checks: a chunk found in place or in the running set is checked as it is read from disk: a
+//! ROOT chunk against the verity tree (authenticated by BOOT's root hash) for the blocks it
+//! covers, any other chunk against its sha256 in the index; a cheap first look at its first
+//! 4 KiB (a leaf of the tree, or zeros) rules out most chunks that are not there before the
+//! whole chunk is read. Every chunk written (downloaded, copied or zeroed) is read back from
+//! the partition right after its write and compared byte for byte with what was written,
+//! which had already been checked. One sync at the end (and background syncs at checkpoints)
+//! make it durable before the set can be marked valid.
+//!
+//! Concurrency and memory: the scan runs on every core. Downloads run on the async side; the
+//! compressed chunks go to one worker thread per core (hash, decompress) and from there to one
+//! writer thread, which writes them in order with `pwrite` and reads each back; a syncer thread
+//! syncs at checkpoints. Two limits hold whatever the image size: at most two chunks per core
+//! (4 to 16) between the fetch and the read-back (a chunk waits, and its body with it, until
+//! the chunk that many places before it is read back), and a byte budget on the compressed
+//! bytes requested and not yet written (what a killed install fetches again):
+//! [`BUDGET_CHUNKS`] chunk sizes, grown by what one round trip to the server (the shortest
+//! time to an answer measured so far) brings at the workers' pace, or at a few times the pace
+//! at which bytes arrived so far if that is less, at most [`BUDGET_MAX`] ([`Pace`]). On a far
+//! server a fixed budget would leave the workers idle for a round trip per request; on a slow
+//! link more requests would only share it. ROOT starts with the budget and the measures BOOT
+//! and HASH reached, side by side, before it ([`Learned`]).
+//! Copies and zeros are written by the scan threads (each chunk independently, before any
+//! download); the set is not valid until every chunk has been checked, so their order does
+//! not matter.
+//!
+//! [`RANGE_CAP`]: fetch::RANGE_CAP
+//! [`BUDGET_MAX`]: budget::BUDGET_MAX
+//! [`Pace`]: budget::Pace
+
+mod budget;
+mod fetch;
+mod pipeline;
+mod scan;
+
+pub(crate) use budget::Learned;
+
+use super::blocking;
+use crate::error::{self, Result};
+use crate::progress::{Phase, ProgressEvent, ProgressSink};
+use crate::transport::UpdogTransport;
+use budget::{BUDGET_CHUNKS, Limits};
+use fetch::fetch_all;
+use pipeline::{Buffers, Decoded, Fetched, Pipe, decode, write_in_order};
+use scan::{Action, scan};
+use signpost::PartitionInfo;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use update_metadata::ChunkIndex;
+use update_metadata::chunks::ChunkData;
+use url::Url;
+use verity::HashTree;
+
+/// Chunks between the fetch and the read-back, at most, per core (and at least 4, at most 16
+/// in all): enough to keep every worker busy.
+const SLOTS_PER_CORE: usize = 2;
+/// Uncompressed bytes written between two checkpoints, at most. A checkpoint syncs on its own
+/// thread, so the writer does not wait for it.
+const CHECKPOINT_MAX: u64 = 64 << 20;
+
+/// Where the chunk file is.
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkSource {
+    /// Over HTTP(S), with Range requests.
+    Http(UpdogTransport, Url),
+    /// A local file (a `file://` repository).
+    File(PathBuf),
+}
+
+impl ChunkSource {
+    fn describe(&self) -> String {
+        match self {
+            ChunkSource::Http(_, url) => url.to_string(),
+            ChunkSource::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// One image to install from its index.
+#[derive(Debug)]
+pub(crate) struct ChunkedJob<'a> {
+    /// `boot`, `root` or `hash`.
+    pub image: &'static str,
+    /// The image's target name (for messages).
+    pub target: &'a str,
+    /// Its chunk index.
+    pub index: Arc<ChunkIndex>,
+    /// Where its chunk file is.
+    pub source: ChunkSource,
+    /// The inactive partition it goes to.
+    pub partition: &'a PartitionInfo,
+    /// The running set's partition of the same kind.
+    pub active: Option<&'a PartitionInfo>,
+    /// The running release's index of the same image, if it has one.
+    pub active_index: Option<&'a ChunkIndex>,
+    /// ROOT's verity tree.
+    pub tree: Option<&'a Arc<HashTree>>,
+}
+
+/// What a chunked install did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkCounts {
+    /// Chunks in the image.
+    pub total: u64,
+    /// Chunks already in place.
+    pub reused: u64,
+    /// Chunks copied from the running set.
+    pub copied: u64,
+    /// All-zero chunks written as zeros.
+    pub zeroed: u64,
+    /// Chunks downloaded.
+    pub downloaded: u64,
+    /// Compressed bytes received (as they arrive, so a chunk still arriving counts in part;
+    /// once the install is done, the compressed bytes of the chunks downloaded).
+    pub bytes_downloaded: u64,
+}
+
+/// How a chunked install ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Every chunk is on disk and verified.
+    Installed(ChunkCounts),
+    /// The server does not answer Range requests: nothing was downloaded; stream the image.
+    NoRange,
+}
+
+/// Installs `job`'s image into its partition from the chunk index.
+pub(crate) async fn install_chunked(
+    disk: &Path,
+    job: &ChunkedJob<'_>,
+    version: &str,
+    learned: &mut Learned,
+    progress: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<Outcome> {
+    let index = job.index.clone();
+    if index.image_length() > job.partition.size_bytes() {
+        return error::TooLargeSnafu {
+            target: job.target,
+            partition: &job.partition.label,
+            capacity: job.partition.size_bytes(),
+        }
+        .fail();
+    }
+    if let Some(tree) = job.tree {
+        if tree.params().data_size() > index.image_length() {
+            return Err(error::Error::Verify {
+                partition: job.partition.label.clone(),
+                reason: format!(
+                    "verity.params covers {} bytes but the ROOT image has {}",
+                    tree.params().data_size(),
+                    index.image_length()
+                ),
+            });
+        }
+    }
+    let file = Arc::new(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(disk)
+            .map_err(|source| disk_error(disk, "open for writing", source))?,
+    );
+    let event = |counts: &ChunkCounts, done: u64, total: u64, started: Instant| {
+        let secs = started.elapsed().as_secs_f64();
+        ProgressEvent {
+            image: Some(job.image.to_string()),
+            bytes_done: done,
+            bytes_total: Some(total),
+            rate: (secs > 0.0).then(|| done as f64 / secs),
+            chunks_total: Some(counts.total),
+            chunks_reused: Some(counts.reused),
+            chunks_copied: Some(counts.copied + counts.zeroed),
+            chunks_downloaded: Some(counts.downloaded),
+            ..ProgressEvent::phase(Phase::Download, Some(version))
+        }
+    };
+
+    let scan_started = Instant::now();
+    // 1 and 2: what is in place, what can be copied or zeroed (written now), what to fetch.
+    let actions = {
+        let (file, index, label) = (file.clone(), index.clone(), job.partition.label.clone());
+        let start = job.partition.byte_range().start;
+        let active = job.active.map(|p| (p.byte_range().start, p.size_bytes()));
+        let tree = job.tree.cloned();
+        let active_index = job.active_index.cloned();
+        let disk = disk.to_path_buf();
+        blocking("scan the partition", move || {
+            scan(
+                &disk,
+                &file,
+                start,
+                &label,
+                &index,
+                tree.as_deref(),
+                active,
+                active_index.as_ref(),
+            )
+        })
+        .await?
+    };
+    let mut counts = ChunkCounts {
+        total: index.chunks().len() as u64,
+        ..ChunkCounts::default()
+    };
+    for a in &actions {
+        match a {
+            Action::InPlace => counts.reused += 1,
+            Action::Copied => counts.copied += 1,
+            Action::Zeroed => counts.zeroed += 1,
+            Action::Download => {}
+        }
+    }
+    let todo: Vec<usize> = (0..actions.len())
+        .filter(|&i| actions[i] == Action::Download)
+        .collect();
+    let total_bytes: u64 = todo
+        .iter()
+        .map(|&i| match index.chunks()[i].data {
+            ChunkData::Stored { length, .. } => length,
+            ChunkData::Zero => 0,
+        })
+        .sum();
+    let started = Instant::now();
+    progress.event(&event(&counts, 0, total_bytes, started));
+    tracing::info!(
+        "{}: {} chunks, {} in place, {} copied, {} zeroed, {} to download ({total_bytes} bytes)",
+        job.target,
+        counts.total,
+        counts.reused,
+        counts.copied,
+        counts.zeroed,
+        todo.len()
+    );
+    if cancel.is_cancelled() {
+        return error::CancelledSnafu.fail();
+    }
+
+    tracing::debug!("{}: scanned in {:?}", job.target, scan_started.elapsed());
+    // 3: fetch, check, decompress, write.
+    if !todo.is_empty() {
+        let fetched = download(
+            disk,
+            &file,
+            job,
+            &todo,
+            &mut counts,
+            learned,
+            &|c: &ChunkCounts, done| progress.event(&event(c, done, total_bytes, started)),
+            cancel,
+        )
+        .await?;
+        if !fetched {
+            return Ok(Outcome::NoRange);
+        }
+    }
+    tracing::debug!("{}: written in {:?}", job.target, started.elapsed());
+    // Every chunk written was read back and checked as it was written; make them durable.
+    let sync_started = Instant::now();
+    file.sync_data()
+        .map_err(|source| disk_error(disk, &format!("sync {}", job.partition.label), source))?;
+    tracing::debug!("{}: synced in {:?}", job.target, sync_started.elapsed());
+    powercut::point("updog.partition-synced");
+    progress.event(&event(
+        &counts,
+        counts.bytes_downloaded,
+        total_bytes,
+        started,
+    ));
+
+    Ok(Outcome::Installed(counts))
+}
+
+fn disk_error(disk: &Path, action: &str, source: std::io::Error) -> error::Error {
+    error::Error::DiskIo {
+        action: action.to_string(),
+        disk: disk.to_path_buf(),
+        source,
+    }
+}
+
+fn verify_error(label: &str, reason: String) -> error::Error {
+    error::Error::Verify {
+        partition: label.to_string(),
+        reason,
+    }
+}
+
+/// Downloads the `todo` chunks (stored chunks only) and writes them. `Ok(false)`: the server
+/// ignored the Range request before anything was fetched.
+#[allow(clippy::too_many_arguments)]
+async fn download(
+    disk: &Path,
+    file: &Arc<File>,
+    job: &ChunkedJob<'_>,
+    todo: &[usize],
+    counts: &mut ChunkCounts,
+    learned: &mut Learned,
+    report: &(dyn Fn(&ChunkCounts, u64) + Sync),
+    cancel: &CancellationToken,
+) -> Result<bool> {
+    let index = job.index.clone();
+    // How many chunks are read back (the next to write, in sequence order).
+    let (written_tx, written) = tokio::sync::watch::channel(0usize);
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let slots = (SLOTS_PER_CORE * workers).clamp(4, 16);
+    let limits = Arc::new(Limits::new(
+        BUDGET_CHUNKS * index.chunk_size(),
+        workers,
+        *learned,
+    ));
+    let buffers = Arc::new(Buffers::new(index.chunk_size() as usize));
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(slots);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (out_tx, out_rx) = std::sync::mpsc::channel::<Result<Decoded>>();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (rx, tx, index) = (job_rx.clone(), out_tx.clone(), index.clone());
+        let (buffers, limits) = (buffers.clone(), limits.clone());
+        let (target, file_name) = (job.target.to_string(), index.chunk_file().clone());
+        handles.push(tokio::task::spawn_blocking(move || {
+            loop {
+                let next = rx
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .blocking_recv();
+                let Some(fetched) = next else { return };
+                let (began, length) = (Instant::now(), fetched.bytes.len() as u64);
+                let decoded = decode(&index, &target, &buffers, fetched);
+                limits.decoded(length, began.elapsed());
+                if decoded.is_err() {
+                    tracing::debug!("refused a chunk of {}", file_name.as_str());
+                }
+                if tx.send(decoded).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(out_tx);
+    // About sixteen checkpoints per image, at most 64 MiB apart: the partition is written back
+    // while the download goes on, and the final sync has little left to wait for (a power cut
+    // loses less, too).
+    let checkpoint = (todo.len() as u64 * index.chunk_size() / 16).clamp(
+        4 * index.chunk_size(),
+        CHECKPOINT_MAX.max(4 * index.chunk_size()),
+    );
+    let writer = {
+        let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
+        let (label, start) = (
+            job.partition.label.clone(),
+            job.partition.byte_range().start,
+        );
+        let expected = todo.len();
+        let buffers = buffers.clone();
+        tokio::task::spawn_blocking(move || {
+            write_in_order(
+                &file,
+                &disk,
+                &label,
+                start,
+                &index,
+                &buffers,
+                out_rx,
+                expected,
+                checkpoint,
+                &written_tx,
+            )
+        })
+    };
+
+    let pipe = Pipe {
+        limits: &limits,
+        tx: &job_tx,
+        written: &written,
+        window: slots,
+    };
+    let fetched = fetch_all(job, todo, &pipe, counts, report, cancel).await;
+    drop(job_tx);
+    for handle in handles {
+        let _ = handle.await;
+    }
+    let written = writer.await.map_err(|e| error::Error::Worker {
+        action: "write the chunks",
+        reason: e.to_string(),
+    })?;
+    // The writer's error (a bad chunk) explains a fetch that stopped because of it.
+    let written = written?;
+    *learned = limits.learned();
+    match fetched {
+        Ok(true) => {
+            counts.downloaded = written;
+            Ok(true)
+        }
+        Ok(false) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,211 @@
+//! The decode/write pipeline between the fetch and the disk: each worker checks a fetched
+//! chunk's compressed sha256 and decompresses it ([`decode`]); one writer writes the chunks in
+//! sequence order, reads each back and asks a syncer thread for a sync at checkpoints
+//! ([`write_in_order`]). `download`, in the parent module, starts them.
+
+use super::budget::{Held, Limits};
+use super::fetch::stored;
+use super::{disk_error, verify_error};
+use crate::error::{self, Result};
+use crate::install::page::PageBuf;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use update_metadata::ChunkIndex;
+
+/// A compressed chunk on its way to a worker.
+pub(super) struct Fetched {
+    pub(super) seq: usize,
+    pub(super) chunk: usize,
+    pub(super) bytes: Bytes,
+    pub(super) held: Held,
+}
+
+/// Where fetched chunks go, and what holds them back.
+pub(super) struct Pipe<'a> {
+    pub(super) limits: &'a Limits,
+    /// To the workers.
+    pub(super) tx: &'a tokio::sync::mpsc::Sender<Fetched>,
+    /// How many chunks are read back; gone once the writer stops.
+    pub(super) written: &'a tokio::sync::watch::Receiver<usize>,
+    /// Chunk `seq` is handed on only once chunk `seq - window` is read back: this bounds the
+    /// chunks between the fetch and the read-back, whatever the budget.
+    pub(super) window: usize,
+}
+
+/// A decompressed chunk on its way to the writer.
+pub(super) struct Decoded {
+    seq: usize,
+    chunk: usize,
+    data: Vec<u8>,
+    held: Held,
+}
+
+/// Chunk-sized buffers, reused: a fresh one costs its page faults and its zeroing.
+pub(super) struct Buffers {
+    free: Mutex<Vec<Vec<u8>>>,
+    len: usize,
+}
+
+impl Buffers {
+    pub(super) fn new(len: usize) -> Buffers {
+        Buffers {
+            free: Mutex::new(Vec::new()),
+            len,
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.len])
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(buf);
+    }
+}
+
+/// Checks a fetched chunk's compressed sha256 against the index, then decompresses it.
+pub(super) fn decode(
+    index: &ChunkIndex,
+    target: &str,
+    buffers: &Buffers,
+    fetched: Fetched,
+) -> Result<Decoded> {
+    let (offset, length, sha) = stored(index, fetched.chunk);
+    let bad = |reason: String| error::Error::BadChunk {
+        target: target.to_string(),
+        chunk: fetched.chunk,
+        start: offset,
+        end: offset + length,
+        reason,
+    };
+    let actual: [u8; 32] = Sha256::digest(&fetched.bytes).into();
+    if actual != sha {
+        return Err(bad(format!(
+            "its sha256 is {}, but the index says {}",
+            hex::encode(actual),
+            hex::encode(sha)
+        )));
+    }
+    let range = index.range(fetched.chunk);
+    let len = (range.end - range.start) as usize;
+    let mut data = buffers.take();
+    let n = match lz4_flex::block::decompress_into(&fetched.bytes, &mut data[..len]) {
+        Ok(n) => n,
+        Err(e) => {
+            buffers.give(data);
+            return Err(bad(format!("it is not an lz4 block: {e}")));
+        }
+    };
+    if n != len {
+        buffers.give(data);
+        return Err(bad(format!("it decompresses to {n} bytes, not {len}")));
+    }
+    data.truncate(len);
+    Ok(Decoded {
+        seq: fetched.seq,
+        chunk: fetched.chunk,
+        data,
+        held: fetched.held,
+    })
+}
+
+/// Writes the decoded chunks in sequence order; returns how many. Each chunk is read back
+/// right after its write and compared with the bytes written (which were checked against the
+/// index before they were decompressed). Every `checkpoint` bytes it asks a syncer thread for
+/// a sync (and its power-cut point) and carries on writing.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_in_order(
+    file: &Arc<File>,
+    disk: &Path,
+    label: &str,
+    start: u64,
+    index: &ChunkIndex,
+    buffers: &Buffers,
+    rx: std::sync::mpsc::Receiver<Result<Decoded>>,
+    expected: usize,
+    checkpoint: u64,
+    written: &tokio::sync::watch::Sender<usize>,
+) -> Result<u64> {
+    let (sync_tx, sync_rx) = std::sync::mpsc::channel::<()>();
+    let syncer = {
+        let file = file.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            for () in sync_rx {
+                file.sync_data()?;
+                powercut::point("updog.chunks-checkpoint");
+            }
+            Ok(())
+        })
+    };
+    let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
+    let (mut next, mut since_sync) = (0usize, 0u64);
+    let mut back = PageBuf::new(index.chunk_size() as usize);
+    let wrote = (|| -> Result<()> {
+        for decoded in rx {
+            let decoded = decoded?;
+            pending.insert(decoded.seq, decoded);
+            while let Some(d) = pending.remove(&next) {
+                let at = start + index.range(d.chunk).start;
+                file.write_all_at(&d.data, at)
+                    .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
+                // Written: a killed install finds it in the partition.
+                drop(d.held);
+                let back = &mut back[..d.data.len()];
+                file.read_exact_at(back, at)
+                    .map_err(|e| format!("cannot be read back: {e}"))
+                    .and_then(|()| same(back, &d.data))
+                    .map_err(|reason| verify_error(label, format!("chunk {} {reason}", d.chunk)))?;
+                since_sync += d.data.len() as u64;
+                buffers.give(d.data);
+                next += 1;
+                written.send_replace(next);
+                if since_sync >= checkpoint {
+                    let _ = sync_tx.send(());
+                    since_sync = 0;
+                }
+            }
+        }
+        Ok(())
+    })();
+    drop(sync_tx);
+    let synced = syncer.join().map_err(|_| error::Error::Worker {
+        action: "sync the chunks",
+        reason: "the syncer panicked".to_string(),
+    })?;
+    wrote?;
+    synced.map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
+    if next != expected && !pending.is_empty() {
+        return Err(error::Error::Worker {
+            action: "write the chunks",
+            reason: format!("chunk sequence {next} never arrived"),
+        });
+    }
+    Ok(next as u64)
+}
+
+/// Whether the bytes read back are the bytes written; names the first that differs.
+pub(super) fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
+    if back == written {
+        return Ok(());
+    }
+    let at = back
+        .iter()
+        .zip(written)
+        .position(|(a, b)| a != b)
+        .unwrap_or(back.len().min(written.len()));
+    Err(format!(
+        "read back differs from what was written at byte {at}"
+    ))
+}
