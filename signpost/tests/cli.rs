@@ -3,36 +3,15 @@
 
 mod common;
 
-use common::{create_image, err_line, ok_stdout, run_signpost};
+use common::{
+    corrupt, create_image, err_line, ok_stdout, ok_verb, run_signpost, s, small_image,
+    small_image_args, status_json,
+};
 use serde_json::Value;
 use signpost::PartitionType;
 use signpost::gptman::{GPT, GPTPartitionEntry};
 use std::fs;
 use std::path::Path;
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn status_json(disk: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["status", "--json", "--disk", s(disk)];
-    args.extend_from_slice(extra);
-    serde_json::from_str(&ok_stdout(&args)).expect("status prints JSON")
-}
-
-fn small_image(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("disk.img");
-    ok_stdout(&[
-        "create-disk",
-        "--disk",
-        s(&path),
-        "--size-mib",
-        "48",
-        "--root-mib",
-        "8",
-    ]);
-    path
-}
 
 #[test]
 fn help_lists_every_verb() {
@@ -124,31 +103,13 @@ fn boot_select_records_the_booted_set_for_later_verbs() {
         ok_stdout(&["has-boot-ever-succeeded", "--disk", s(&img)]).trim(),
         "false"
     );
-    ok_stdout(&[
-        "mark-successful-boot",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(&root),
-    ]);
+    ok_verb("mark-successful-boot", &img, &root);
     assert_eq!(
         ok_stdout(&["has-boot-ever-succeeded", "--disk", s(&img)]).trim(),
         "true"
     );
-    ok_stdout(&[
-        "mark-inactive-valid",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(&root),
-    ]);
-    ok_stdout(&[
-        "upgrade-to-inactive",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(&root),
-    ]);
+    ok_verb("mark-inactive-valid", &img, &root);
+    ok_verb("upgrade-to-inactive", &img, &root);
     let st = status_json(&img, &["--sysroot", s(&root)]);
     assert_eq!(st["next_boot"], "B");
     assert_eq!(
@@ -158,7 +119,7 @@ fn boot_select_records_the_booted_set_for_later_verbs() {
     assert_eq!(st["A"]["priority"], 1);
 
     // B's one try is spent by the bootloader; without a mark the next choice is A.
-    let out = ok_stdout(&["boot-select", "--disk", s(&img), "--sysroot", s(&root)]);
+    let out = ok_verb("boot-select", &img, &root);
     assert!(out.starts_with("Booting set B"), "{out}");
     let st = status_json(&img, &["--sysroot", s(&root)]);
     assert_eq!(st["active"], "B");
@@ -254,13 +215,6 @@ fn a_disk_without_a_gpt_is_named() {
     assert!(err.contains("no GPT found"), "{err}");
     let err = err_line(&["status", "--disk", s(&dir.path().join("missing.img"))]);
     assert!(err.contains("Failed to open disk"), "{err}");
-}
-
-fn corrupt(img: &Path, offset: u64) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = fs::OpenOptions::new().write(true).open(img).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(b"garbage!").unwrap();
 }
 
 #[test]
@@ -384,15 +338,7 @@ fn create_disk_refuses_a_disk_too_small_and_an_existing_image() {
     assert!(!img.exists(), "a failed create-disk leaves no image behind");
 
     let img = small_image(dir.path());
-    let err = err_line(&[
-        "create-disk",
-        "--disk",
-        s(&img),
-        "--size-mib",
-        "48",
-        "--root-mib",
-        "8",
-    ]);
+    let err = err_line(&small_image_args(&img));
     assert!(err.contains("already exists"), "{err}");
     let out = run_signpost(&["create-disk"]);
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{CrashReport, check_crashes, fresh_mem_disk, record};
+use common::{Recorder, check_crashes, fresh_mem_disk, record};
 use signpost::{MemDisk, SetId, SignpostDisk};
 
 const RANDOM_CRASHES: usize = 1000;
@@ -35,15 +35,29 @@ fn upgraded_to_b() -> MemDisk {
     prepare(a_good_b_valid(), SetId::A, |sd| sd.upgrade_to_inactive())
 }
 
-/// B booted and confirmed; A is the fallback.
-fn b_good() -> MemDisk {
+/// As above, with B chosen by boot-select and not yet confirmed.
+fn b_booted() -> MemDisk {
     let mut sd = SignpostDisk::open(upgraded_to_b(), "prep").unwrap();
     assert_eq!(sd.boot_select().unwrap(), SetId::B);
-    sd.mark_successful_boot().unwrap();
     sd.into_inner()
 }
 
-fn assert_safe(name: &str, report: &CrashReport) {
+/// B booted and confirmed; A is the fallback.
+fn b_good() -> MemDisk {
+    prepare(b_booted(), SetId::B, |sd| sd.mark_successful_boot())
+}
+
+/// Records `change` on `old` (opened with `active`), then replays every crash state of it
+/// (random ones from `seed`): each must read as the old or the new table with a bootable set.
+fn assert_survives_any_crash(
+    name: &str,
+    old: &MemDisk,
+    active: Option<SetId>,
+    seed: u64,
+    change: impl FnOnce(&mut SignpostDisk<Recorder<MemDisk>>) -> signpost::Result<()>,
+) {
+    let events = record(old, active, false, change);
+    let report = check_crashes(old, &events, seed, RANDOM_CRASHES);
     eprintln!(
         "{name}: tried {} crash states, {} bad",
         report.tried,
@@ -65,63 +79,49 @@ fn assert_safe(name: &str, report: &CrashReport) {
 #[test]
 fn upgrade_to_inactive_survives_any_crash() {
     let old = a_good_b_valid();
-    let events = record(&old, Some(SetId::A), false, |sd| sd.upgrade_to_inactive());
-    assert_safe(
-        "upgrade-to-inactive",
-        &check_crashes(&old, &events, 1, RANDOM_CRASHES),
-    );
+    assert_survives_any_crash("upgrade-to-inactive", &old, Some(SetId::A), 1, |sd| {
+        sd.upgrade_to_inactive()
+    });
 }
 
 #[test]
 fn boot_select_decrement_survives_any_crash() {
     let old = upgraded_to_b();
-    let events = record(&old, None, false, |sd| sd.boot_select().map(drop));
-    assert_safe(
-        "boot-select",
-        &check_crashes(&old, &events, 2, RANDOM_CRASHES),
-    );
+    assert_survives_any_crash("boot-select", &old, None, 2, |sd| {
+        sd.boot_select().map(drop)
+    });
 }
 
 #[test]
 fn mark_successful_boot_survives_any_crash() {
-    let mut sd = SignpostDisk::open(upgraded_to_b(), "prep").unwrap();
-    sd.boot_select().unwrap();
-    let old = sd.into_inner();
-    let events = record(&old, Some(SetId::B), false, |sd| sd.mark_successful_boot());
-    assert_safe(
-        "mark-successful-boot",
-        &check_crashes(&old, &events, 3, RANDOM_CRASHES),
-    );
+    let old = b_booted();
+    assert_survives_any_crash("mark-successful-boot", &old, Some(SetId::B), 3, |sd| {
+        sd.mark_successful_boot()
+    });
 }
 
 #[test]
 fn clear_inactive_survives_any_crash() {
     let old = b_good();
-    let events = record(&old, Some(SetId::B), false, |sd| sd.clear_inactive());
-    assert_safe(
-        "clear-inactive",
-        &check_crashes(&old, &events, 4, RANDOM_CRASHES),
-    );
+    assert_survives_any_crash("clear-inactive", &old, Some(SetId::B), 4, |sd| {
+        sd.clear_inactive()
+    });
 }
 
 #[test]
 fn rollback_to_inactive_survives_any_crash() {
     let old = b_good();
-    let events = record(&old, Some(SetId::B), false, |sd| sd.rollback_to_inactive());
-    assert_safe(
-        "rollback-to-inactive",
-        &check_crashes(&old, &events, 5, RANDOM_CRASHES),
-    );
+    assert_survives_any_crash("rollback-to-inactive", &old, Some(SetId::B), 5, |sd| {
+        sd.rollback_to_inactive()
+    });
 }
 
 #[test]
 fn cancel_upgrade_survives_any_crash() {
     let old = upgraded_to_b();
-    let events = record(&old, Some(SetId::A), false, |sd| sd.cancel_upgrade());
-    assert_safe(
-        "cancel-upgrade",
-        &check_crashes(&old, &events, 6, RANDOM_CRASHES),
-    );
+    assert_survives_any_crash("cancel-upgrade", &old, Some(SetId::A), 6, |sd| {
+        sd.cancel_upgrade()
+    });
 }
 
 #[test]

@@ -6,39 +6,19 @@
 
 mod common;
 
-use common::{ok_stdout, run_signpost};
-use serde_json::Value;
+use common::{corrupt, ok_stdout, ok_verb, run_signpost, s, small_image_args, status_json};
 use signpost::lock::{UpdateLock, lock_path};
 use std::fs;
 use std::path::Path;
 
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
 /// A node directory with a disk whose set A booted successfully.
 fn node(dir: &Path) -> std::path::PathBuf {
     let img = dir.join("disk.img");
-    let sysroot = s(dir);
-    ok_stdout(&[
-        "create-disk",
-        "--disk",
-        s(&img),
-        "--size-mib",
-        "48",
-        "--root-mib",
-        "8",
-        "--sysroot",
-        sysroot,
-    ]);
-    ok_stdout(&["boot-select", "--disk", s(&img), "--sysroot", sysroot]);
-    ok_stdout(&[
-        "mark-successful-boot",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        sysroot,
-    ]);
+    let mut create = small_image_args(&img);
+    create.extend(["--sysroot", s(dir)]);
+    ok_stdout(&create);
+    ok_verb("boot-select", &img, dir);
+    ok_verb("mark-successful-boot", &img, dir);
     img
 }
 
@@ -81,50 +61,21 @@ fn every_verb_that_writes_refuses_while_an_install_holds_the_lock() {
     assert!(fs::read(&img).unwrap() == before, "a refused verb wrote");
 
     // Reading verbs work, and say what is on disk: set B still unbootable.
-    let st: Value = serde_json::from_str(&ok_stdout(&[
-        "status",
-        "--json",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(dir.path()),
-    ]))
-    .unwrap();
+    let st = status_json(&img, &["--sysroot", s(dir.path())]);
     assert_eq!(st["active"], "A");
     assert_eq!(st["B"]["priority"], 0);
     assert_eq!(st["B"]["tries_left"], 0);
     assert_eq!(st["B"]["bootable"], false);
     assert_eq!(
-        ok_stdout(&[
-            "has-boot-ever-succeeded",
-            "--disk",
-            s(&img),
-            "--sysroot",
-            s(dir.path())
-        ])
-        .trim(),
+        ok_verb("has-boot-ever-succeeded", &img, dir.path()).trim(),
         "true"
     );
     assert!(fs::read(&img).unwrap() == before, "a reading verb wrote");
 
     // Released: the same verb goes through.
     drop(held);
-    ok_stdout(&[
-        "mark-inactive-valid",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(dir.path()),
-    ]);
-    let st: Value = serde_json::from_str(&ok_stdout(&[
-        "status",
-        "--json",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(dir.path()),
-    ]))
-    .unwrap();
+    ok_verb("mark-inactive-valid", &img, dir.path());
+    let st = status_json(&img, &["--sysroot", s(dir.path())]);
     assert_eq!(st["B"]["tries_left"], 1);
 }
 
@@ -134,24 +85,9 @@ fn status_repairs_a_damaged_copy_only_when_nobody_holds_the_lock() {
     let img = node(dir.path());
     let good = fs::read(&img).unwrap();
     let len = good.len() as u64;
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = fs::OpenOptions::new().write(true).open(&img).unwrap();
-        f.seek(SeekFrom::Start(len - 512 + 24)).unwrap(); // inside the backup header
-        f.write_all(b"garbage!").unwrap();
-    }
+    corrupt(&img, len - 512 + 24); // inside the backup header
     let damaged = fs::read(&img).unwrap();
-    let status = || -> Value {
-        serde_json::from_str(&ok_stdout(&[
-            "status",
-            "--json",
-            "--disk",
-            s(&img),
-            "--sysroot",
-            s(dir.path()),
-        ]))
-        .unwrap()
-    };
+    let status = || status_json(&img, &["--sysroot", s(dir.path())]);
 
     // A writer holds the lock: what looks damaged may be its table write in progress.
     let held = UpdateLock::acquire(&lock_path(dir.path()), "updog update-image").unwrap();

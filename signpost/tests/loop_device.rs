@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{ok_stdout, sgdisk_info};
-use serde_json::Value;
+use common::{ok_stdout, sgdisk_info, status_json};
 use std::path::Path;
 use std::process::Command;
 
@@ -60,15 +59,7 @@ fn status_and_a_transition_on_a_loop_device() {
         };
         let dev = guard.device.as_str();
         eprintln!("attached {} as {dev}", img.display());
-        let st: Value = serde_json::from_str(&ok_stdout(&[
-            "status",
-            "--json",
-            "--disk",
-            dev,
-            "--active-set",
-            "A",
-        ]))
-        .unwrap();
+        let st = status_json(Path::new(dev), &["--active-set", "A"]);
         assert_eq!(st["disk"], dev);
         assert_eq!(st["A"]["bootable"], true);
         assert_eq!(st["next_boot"], "A");

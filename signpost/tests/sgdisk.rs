@@ -4,17 +4,13 @@
 
 mod common;
 
-use common::{ok_stdout, sgdisk_info};
+use common::{ok_verb, s, sgdisk_info, status_json};
 use serde_json::Value;
 use signpost::PartitionType;
 use std::path::Path;
 use std::process::Command;
 
 const OWNED: u64 = signpost::attrs::OWNED_BITS_MASK;
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 fn partitions(set: &Value) -> Vec<&Value> {
     let mut parts = vec![&set["boot"], &set["root"], &set["hash"]];
@@ -26,15 +22,7 @@ fn partitions(set: &Value) -> Vec<&Value> {
 
 /// Every partition signpost reports matches `sgdisk -i`, and bits 48–57 agree.
 fn assert_agrees(sgdisk: &Path, img: &Path, sysroot: &Path, step: &str) {
-    let st: Value = serde_json::from_str(&ok_stdout(&[
-        "status",
-        "--json",
-        "--disk",
-        s(img),
-        "--sysroot",
-        s(sysroot),
-    ]))
-    .unwrap();
+    let st = status_json(img, &["--sysroot", s(sysroot)]);
     let mut all = Vec::new();
     for set in ["A", "B"] {
         all.extend(partitions(&st[set]));
@@ -89,39 +77,24 @@ fn sgdisk_reads_what_signpost_writes_after_every_verb() {
         "DATA type: {types}"
     );
     assert_agrees(&sgdisk, &img, &root, "fresh");
-    let steps: &[&[&str]] = &[
-        &["boot-select"],
-        &["mark-successful-boot"],
-        &["mark-inactive-valid"],
-        &["upgrade-to-inactive"],
-        &["cancel-upgrade"],
-        &["upgrade-to-inactive"],
-        &["boot-select"],
-        &["mark-successful-boot"],
-        &["rollback-to-inactive"],
-        &["boot-select"],
-        &["clear-inactive"],
+    let steps = [
+        "boot-select",
+        "mark-successful-boot",
+        "mark-inactive-valid",
+        "upgrade-to-inactive",
+        "cancel-upgrade",
+        "upgrade-to-inactive",
+        "boot-select",
+        "mark-successful-boot",
+        "rollback-to-inactive",
+        "boot-select",
+        "clear-inactive",
     ];
-    for (i, step) in steps.iter().enumerate() {
-        let mut args = step.to_vec();
-        args.extend_from_slice(&["--disk", s(&img), "--sysroot", s(&root)]);
-        let out = common::run_signpost(&args);
-        assert!(
-            out.status.success(),
-            "{step:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_agrees(&sgdisk, &img, &root, &format!("after {step:?} (step {i})"));
+    for (i, step) in steps.into_iter().enumerate() {
+        ok_verb(step, &img, &root);
+        assert_agrees(&sgdisk, &img, &root, &format!("after {step} (step {i})"));
     }
-    let st: Value = serde_json::from_str(&ok_stdout(&[
-        "status",
-        "--json",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(&root),
-    ]))
-    .unwrap();
+    let st = status_json(&img, &["--sysroot", s(&root)]);
     assert_eq!(st["active"], "A", "rolled back to A");
     assert_eq!(st["B"]["priority"], 0);
     assert_eq!(st["has_boot_ever_succeeded"], true);
@@ -194,15 +167,9 @@ fn signpost_reads_what_sgdisk_writes() {
 
     // A transition through the binary keeps sgdisk's other bits.
     let root = dir.path().join("node");
-    ok_stdout(&["boot-select", "--disk", s(&img), "--sysroot", s(&root)]);
-    ok_stdout(&[
-        "mark-successful-boot",
-        "--disk",
-        s(&img),
-        "--sysroot",
-        s(&root),
-    ]);
-    ok_stdout(&["clear-inactive", "--disk", s(&img), "--sysroot", s(&root)]);
+    ok_verb("boot-select", &img, &root);
+    ok_verb("mark-successful-boot", &img, &root);
+    ok_verb("clear-inactive", &img, &root);
     let a_bits = sgdisk_info(&sgdisk, &img, 1).attributes;
     assert_eq!(a_bits, 1, "A cleared (inactive), bit 0 kept");
     let b_bits = sgdisk_info(&sgdisk, &img, 4).attributes;

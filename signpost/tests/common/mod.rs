@@ -4,6 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::Value;
 use signpost::{Disk, Layout, MemDisk, SignpostDisk, Table, create_disk};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -292,17 +293,65 @@ pub(crate) fn err_line(args: &[&str]) -> String {
     stderr.trim_end().to_string()
 }
 
+/// `path` as a command-line argument.
+pub(crate) fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// `signpost status --json --disk <disk>` with `extra` arguments, which must succeed, parsed.
+pub(crate) fn status_json(disk: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["status", "--json", "--disk", s(disk)];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok_stdout(&args)).expect("status prints JSON")
+}
+
+/// Stdout of `signpost <verb> --disk <disk> --sysroot <sysroot>`, which must succeed: a verb run
+/// by the node whose root is `sysroot`.
+pub(crate) fn ok_verb(verb: &str, disk: &Path, sysroot: &Path) -> String {
+    ok_stdout(&[verb, "--disk", s(disk), "--sysroot", s(sysroot)])
+}
+
 /// Creates a sparse image at `dir/name` with `signpost create-disk` (default layout).
 pub(crate) fn create_image(dir: &Path, name: &str, size_mib: u64) -> PathBuf {
     let path = dir.join(name);
     ok_stdout(&[
         "create-disk",
         "--disk",
-        path.to_str().expect("utf-8 path"),
+        s(&path),
         "--size-mib",
         &size_mib.to_string(),
     ]);
     path
+}
+
+/// The `create-disk` arguments of [`small_image`]: a 48 MiB image at `path` with 8 MiB roots.
+pub(crate) fn small_image_args(path: &Path) -> Vec<&str> {
+    vec![
+        "create-disk",
+        "--disk",
+        s(path),
+        "--size-mib",
+        "48",
+        "--root-mib",
+        "8",
+    ]
+}
+
+/// Creates the small image `dir/disk.img` with [`small_image_args`].
+pub(crate) fn small_image(dir: &Path) -> PathBuf {
+    let path = dir.join("disk.img");
+    ok_stdout(&small_image_args(&path));
+    path
+}
+
+/// Overwrites 8 bytes of the image at `offset` with garbage, as a damaged sector would.
+pub(crate) fn corrupt(img: &Path, offset: u64) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(img)
+        .expect("open the image to corrupt it");
+    f.seek(SeekFrom::Start(offset)).expect("seek in the image");
+    f.write_all(b"garbage!").expect("corrupt the image");
 }
 
 /// One partition as `sgdisk -i` reports it.
