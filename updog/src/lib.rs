@@ -37,7 +37,7 @@
 //! `tests/chunks.rs` (chunked images: only changed chunks downloaded, garbage partitions, a
 //! corrupted chunk and a tampered index refused, no Range support, file://, a dropped
 //! connection, resuming after SIGKILL and after a power cut at every chunk point).
-//! `benches/install.rs` measures a 1 GiB install against `curl | lz4 -dc | dd` and
+//! `benches/install/` measures a 1 GiB install against `curl | lz4 -dc | dd` and
 //! Bottlerocket's loop, and the resume, delta and chunk-size figures (see docs/benchmarks.md).
 #![deny(missing_docs)]
 
