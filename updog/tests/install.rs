@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use signpost::SetId;
+use std::process::Stdio;
 use std::time::Duration;
 use testsys::Fault;
 
@@ -65,18 +66,7 @@ fn check_install_verify_and_apply_end_to_end() {
     assert_eq!(active_fingerprint(&world.node), before, "set A changed");
 
     // Set B is valid with one try, not yet applied; its partitions hold the new images.
-    let disk = world.node.signpost().unwrap();
-    let b = disk.flags(SetId::B);
-    assert_eq!(
-        (b.priority.get(), b.tries_left.get(), b.successful),
-        (0, 1, false)
-    );
-    drop(disk);
-    assert_eq!(
-        world.node.images_differing(SetId::B, &second).unwrap(),
-        Vec::<&str>::new(),
-        "set B differs from the release"
-    );
+    assert_installed(&world.node, &second);
     // The migration cache is a repository in the published layout.
     let sysroot = &world.node.sysroot;
     assert!(
@@ -97,10 +87,7 @@ fn check_install_verify_and_apply_end_to_end() {
         cached.iter().any(|n| n.ends_with(".manifest.json")),
         "{cached:?}"
     );
-    let state: updog::TrustedState = serde_json::from_slice(
-        &std::fs::read(sysroot.join("var/lib/updog/trusted-state.json")).unwrap(),
-    )
-    .unwrap();
+    let state = world.trusted_state();
     assert!(state.root == 1 && state.timestamp > 1);
 
     // Apply: B boots next; revert undoes it; apply again.
@@ -158,33 +145,11 @@ fn a_file_url_repository_installs_offline() {
     }
     let world = World::new();
     let second = world.release("1.1.0");
-    let (metadata, targets) = world.repo.repo_dir().urls().unwrap();
-    let toml = world.node.sysroot.join("etc/updog.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\nseed = 42\n"
-        ),
-    )
-    .unwrap();
+    world.use_file_urls();
     world.server.clear_requests();
     ok(&world.updog(&["update-image", "--progress", "none"]));
     assert!(world.server.requests().is_empty(), "nothing went over HTTP");
-    let root = world
-        .node
-        .read_partition(SetId::B, "root", second.images.root.size)
-        .unwrap();
-    assert!(root == std::fs::read(&second.images.root.path).unwrap());
-    assert_eq!(
-        world
-            .node
-            .signpost()
-            .unwrap()
-            .flags(SetId::B)
-            .tries_left
-            .get(),
-        1
-    );
+    assert_installed(&world.node, &second);
 }
 
 #[test]
@@ -231,23 +196,17 @@ fn a_second_updater_exits_4_naming_the_holder() {
         return;
     }
     let world = World::new();
-    let lock = updog::UpdateLock::acquire(
-        &world.node.sysroot.join("run/updog.lock"),
-        "updog update-image",
-    )
-    .unwrap();
+    let lock_file = world.lock_file();
+    let lock = updog::UpdateLock::acquire(&lock_file, "updog update-image").unwrap();
     let before = active_fingerprint(&world.node);
-    let out = world.updog(&["update-image"]);
-    assert_eq!(out.status.code(), Some(4));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "held by pid {} (updog update-image)",
-            std::process::id()
-        )),
-        "{stderr}"
-    );
-    assert_eq!(world.updog(&["update-apply"]).status.code(), Some(4));
+    for verb in ["update-image", "update-apply"] {
+        locked(
+            &world.updog(&[verb]),
+            "updog",
+            &lock_file,
+            std::process::id(),
+        );
+    }
     assert_eq!(active_fingerprint(&world.node), before);
     drop(lock);
     assert_eq!(world.updog(&["update-image"]).status.code(), Some(3));
@@ -262,27 +221,23 @@ fn sigterm_during_an_install_leaves_the_set_unbootable_and_the_lock_free() {
     world.release("1.1.0");
     // Stall well after the start of the root image, for longer than the test waits.
     let name = world.fault_on_root(Fault::StallAfter(4000, Duration::from_secs(20)), None);
-    let before = active_fingerprint(&world.node);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_updog"))
-        .args(["update-image", "--progress", "json", "--sysroot"])
-        .arg(&world.node.sysroot)
-        .env("UPDOG_READ_TIMEOUT_MS", "60000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_body(&world.server, &name);
-    std::thread::sleep(Duration::from_millis(300));
-    let lock = std::fs::read_to_string(world.node.sysroot.join("run/updog.lock")).unwrap();
-    assert!(lock.contains(&child.id().to_string()), "{lock}");
-    sigterm(&child);
-    let out = child.wait_with_output().unwrap();
     // Without the cancel, the download would finish after the stall and the install succeed.
-    refused(&out, &["cancelled"]);
-    assert_inactive_unbootable(&world.node);
-    assert_eq!(active_fingerprint(&world.node), before);
+    assert_refused_with(&world, &["cancelled"], assert_inactive_unbootable, || {
+        let child =
+            testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "json"])
+                .env("UPDOG_READ_TIMEOUT_MS", "60000")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+        wait_for_body(&world.server, &name);
+        std::thread::sleep(Duration::from_millis(300));
+        let lock = std::fs::read_to_string(world.lock_file()).unwrap();
+        assert!(lock.contains(&child.id().to_string()), "{lock}");
+        sigterm(child)
+    });
     // The lock is free: another updater may take it at once.
-    updog::UpdateLock::acquire(&world.node.sysroot.join("run/updog.lock"), "test").unwrap();
+    updog::UpdateLock::acquire(&world.lock_file(), "test").unwrap();
 }
 
 #[test]
@@ -293,9 +248,8 @@ fn a_stalled_transfer_times_out_per_read_and_resumes() {
     let world = World::new();
     let second = world.release("1.1.0");
     let name = world.fault_on_root(Fault::StallAfter(4000, Duration::from_secs(30)), Some(1));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updog"))
-        .args(["update-image", "--progress", "none", "--sysroot"])
-        .arg(&world.node.sysroot)
+    let out = world
+        .update_image_command()
         .env("UPDOG_READ_TIMEOUT_MS", "1000")
         .output()
         .unwrap();
@@ -303,19 +257,13 @@ fn a_stalled_transfer_times_out_per_read_and_resumes() {
     // A stall waited out would show no second request: the resumed range proves the read
     // timed out and the transfer went on from where it stopped.
     assert!(
-        world
-            .server
-            .requests()
+        requests_for(&world.server, &name)
             .iter()
-            .any(|r| r.path.ends_with(&name) && r.range.as_deref() == Some("bytes=4000-")),
+            .any(|r| r.range.as_deref() == Some("bytes=4000-")),
         "{:?}",
         world.server.requests()
     );
-    let on_disk = world
-        .node
-        .read_partition(SetId::B, "root", second.images.root.size)
-        .unwrap();
-    assert!(on_disk == std::fs::read(&second.images.root.path).unwrap());
+    assert_installed(&world.node, &second);
 }
 
 #[test]
@@ -378,11 +326,6 @@ fn a_second_refresh_in_one_process_fetches_the_metadata_again_and_sees_a_new_rel
     let mut seen = versions(&second);
     seen.sort();
     assert_eq!(seen, ["1.0.0", "1.1.0"]);
-    let timestamps = world
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/timestamp.json"))
-        .count();
+    let timestamps = requests_for(&world.server, "/timestamp.json").len();
     assert_eq!(timestamps, 1);
 }

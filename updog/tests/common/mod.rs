@@ -6,8 +6,9 @@
 use sha2::{Digest, Sha256};
 use signpost::SetId;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use testsys::{BuiltRelease, Fault, TestNode};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
+use testsys::{BuiltRelease, Fault, HttpServer, LoggedRequest, PublishOptions, TestNode};
 
 pub use testsys::{block_on, tools_present};
 
@@ -24,17 +25,71 @@ impl World {
         path.file_name().unwrap().to_string_lossy().into_owned()
     }
 
-    /// Injects `fault` into the answers for 1.1.0's ROOT image (published already), for the
-    /// next `times` answers or all; returns the image's file name, which the server's log shows.
-    pub fn fault_on_root(&self, fault: Fault, times: Option<u32>) -> String {
-        let name = self.target_name("1.1.0-root.ext4.lz4");
+    /// Injects `fault` into the answers for the served target ending in `suffix` (published
+    /// already), for the next `times` answers or all; returns the target's file name, which the
+    /// server's log shows.
+    pub fn fault_on_target(&self, suffix: &str, fault: Fault, times: Option<u32>) -> String {
+        let name = self.target_name(suffix);
         self.server.inject(&name, fault, times);
         name
+    }
+
+    /// [`World::fault_on_target`] for 1.1.0's ROOT image.
+    pub fn fault_on_root(&self, fault: Fault, times: Option<u32>) -> String {
+        self.fault_on_target("1.1.0-root.ext4.lz4", fault, times)
+    }
+
+    /// Serves the target ending in `suffix` (published already) with its bytes changed by
+    /// `edit`, in every answer; returns the target's file name.
+    pub fn serve_edited(&self, suffix: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut bytes = std::fs::read(self.target_file(suffix)).unwrap();
+        edit(&mut bytes);
+        self.fault_on_target(suffix, Fault::Replace(bytes), None)
+    }
+
+    /// Publishes `release` with the default options.
+    pub fn publish(&self, release: &BuiltRelease) {
+        self.repo
+            .publish(release, &PublishOptions::default())
+            .unwrap();
+    }
+
+    /// Points the node's `etc/updog.toml` at the repository's file:// URLs (seed 42), so that
+    /// nothing goes over HTTP.
+    pub fn use_file_urls(&self) {
+        let (metadata, targets) = self.repo.repo_dir().urls().unwrap();
+        std::fs::write(
+            self.node.sysroot.join("etc/updog.toml"),
+            format!(
+                "metadata_base_url = \"{metadata}\"\ntargets_base_url = \"{targets}\"\nseed = 42\n"
+            ),
+        )
+        .unwrap();
     }
 
     /// Runs updog against the node.
     pub fn updog(&self, args: &[&str]) -> Output {
         updog(&self.node.sysroot, args)
+    }
+
+    /// `updog update-image --progress none` against the node, to run as the test needs.
+    pub fn update_image_command(&self) -> Command {
+        testsys::updog_command(&self.node.sysroot, &["update-image", "--progress", "none"])
+    }
+
+    /// The node's update lock file.
+    pub fn lock_file(&self) -> PathBuf {
+        self.node.sysroot.join("run/updog.lock")
+    }
+
+    /// The bytes of updog's trusted-state file: the version floor.
+    pub fn trusted_state_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.node.sysroot.join("var/lib/updog/trusted-state.json")).unwrap()
+    }
+
+    /// updog's trusted-state file, parsed.
+    pub fn trusted_state(&self) -> updog::TrustedState {
+        serde_json::from_slice(&self.trusted_state_bytes()).unwrap()
     }
 
     /// A copy of the served repository directory, to serve again later.
@@ -133,44 +188,82 @@ pub fn assert_inactive_unbootable(node: &TestNode) {
     );
 }
 
-/// Runs `update-image` and checks it is refused with a one-line error containing `needles`,
-/// set B left unbootable and set A unchanged. Returns the error line.
-pub fn assert_install_refused(world: &World, args: &[&str], needles: &[&str]) -> String {
-    let mut all = vec!["update-image", "--progress", "none"];
-    all.extend_from_slice(args);
-    assert_command_refused(
-        world,
-        testsys::updog_command(&world.node.sysroot, &all),
-        needles,
-    )
+/// Runs `run`, an updog run that ends in a refusal, and checks what a user sees: [`refused`]
+/// with `needles`, `set_b` holding for set B (say [`assert_inactive_unbootable`]), set A's
+/// partitions and GPT entries unchanged, and the lock file naming no holder. Returns the error
+/// line.
+pub fn assert_refused_with(
+    world: &World,
+    needles: &[&str],
+    set_b: impl FnOnce(&TestNode),
+    run: impl FnOnce() -> Output,
+) -> String {
+    let before = active_fingerprint(&world.node);
+    let line = refused(&run(), needles);
+    eprintln!("refused: {line}");
+    set_b(&world.node);
+    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
+    let lock = world.lock_file();
+    let holder = if lock.exists() {
+        std::fs::read_to_string(&lock).unwrap()
+    } else {
+        String::new()
+    };
+    assert!(
+        holder.is_empty(),
+        "the lock file still names a holder: {holder}"
+    );
+    line
 }
 
-/// `update-image` with a minimum rate of 2000 bytes a second over each second of waiting: a
-/// body that trickles is cut off in a second instead of a minute.
-pub fn update_image_with_min_rate(world: &World) -> Command {
-    let mut command =
-        testsys::updog_command(&world.node.sysroot, &["update-image", "--progress", "none"]);
-    command
-        .env("UPDOG_LOW_SPEED_LIMIT", "2000")
-        .env("UPDOG_LOW_SPEED_TIME_MS", "1000");
-    command
+/// Runs `update-image` and checks it is refused with a one-line error containing `needles`,
+/// set B left unbootable and set A unchanged. Returns the error line.
+pub fn assert_install_refused(world: &World, needles: &[&str]) -> String {
+    assert_command_refused(world, world.update_image_command(), needles)
 }
 
 /// [`assert_install_refused`] for an updog command the test built (its own environment, say).
 pub fn assert_command_refused(world: &World, mut command: Command, needles: &[&str]) -> String {
-    let before = active_fingerprint(&world.node);
-    let line = refused(&command.output().unwrap(), needles);
-    eprintln!("refused: {line}");
-    assert_inactive_unbootable(&world.node);
-    assert_eq!(active_fingerprint(&world.node), before, "set A changed");
-    assert!(
-        !world.node.sysroot.join("run/updog.lock").exists()
-            || std::fs::read(world.node.sysroot.join("run/updog.lock"))
-                .unwrap()
-                .is_empty(),
-        "the lock file still names a holder"
+    assert_refused_with(world, needles, assert_inactive_unbootable, || {
+        command.output().unwrap()
+    })
+}
+
+/// Makes every answer for the served target ending in `suffix` trickle after 4000 bytes (16
+/// bytes every 50 ms, 320 bytes/s: never still long enough for the read timeout, never done),
+/// and checks that `update-image` with a minimum rate of 2000 bytes a second over each second
+/// of waiting (a body that trickles is cut off in a second instead of a minute) is refused
+/// naming the target, the rate and the tries. Returns the target's file name and the line.
+pub fn assert_trickle_refused(world: &World, suffix: &str) -> (String, String) {
+    let name = world.fault_on_target(
+        suffix,
+        Fault::TrickleAfter(4000, Duration::from_millis(50)),
+        None,
     );
-    line
+    let mut command = world.update_image_command();
+    command
+        .env("UPDOG_LOW_SPEED_LIMIT", "2000")
+        .env("UPDOG_LOW_SPEED_TIME_MS", "1000");
+    let line = assert_command_refused(
+        world,
+        command,
+        &[&name, "slower than 2000 bytes/s", "tries"],
+    );
+    (name, line)
+}
+
+/// Asserts that `program` was refused because the update lock is held: exit code 4 and the one
+/// line naming `lock` and its holder, pid `holder` running `updog update-image`.
+pub fn locked(out: &Output, program: &str, lock: &Path, holder: u32) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{program}: {stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "{program}: Failed to take the update lock '{}': it is held by pid {holder} (updog update-image)",
+            lock.display(),
+        )
+    );
 }
 
 /// Copies a directory tree.
@@ -269,23 +362,32 @@ pub fn rotate_root(world: &World, roles: &[tough::schema::RoleType], name: &str)
     new_key
 }
 
+/// The logged requests for paths ending in `suffix`.
+pub fn requests_for(server: &HttpServer, suffix: &str) -> Vec<LoggedRequest> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(suffix))
+        .collect()
+}
+
 /// Waits until the server has sent body bytes of a path ending in `suffix` (a run that never
 /// gets there ends at the test runner's timeout).
-pub fn wait_for_body(server: &testsys::HttpServer, suffix: &str) {
-    while !server
-        .requests()
+pub fn wait_for_body(server: &HttpServer, suffix: &str) {
+    while !requests_for(server, suffix)
         .iter()
-        .any(|r| r.path.ends_with(suffix) && r.body_bytes > 0)
+        .any(|r| r.body_bytes > 0)
     {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// Sends SIGTERM to `child` (what `systemctl stop` does).
-pub fn sigterm(child: &std::process::Child) {
+/// Sends SIGTERM to `child` (what `systemctl stop` does) and waits for its output.
+pub fn sigterm(child: Child) -> Output {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+    child.wait_with_output().unwrap()
 }
