@@ -198,3 +198,49 @@ fn the_binary_creates_migrates_confirms_and_reports() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_rollback_restores_a_value_one_document_renamed_and_the_next_removed() {
+    let work = tempfile::tempdir().unwrap();
+    let publisher = Publisher::new(work.path());
+    let src = work.path().join("migrations");
+    publisher.publish("1.0.0", &[]);
+    let rename = declarative_migration(
+        &src,
+        "a-rename.json",
+        json!({"operations": [
+            {"op": "rename", "from": "settings.ntp.servers", "to": "settings.ntp.pool"}
+        ]}),
+    );
+    let remove = declarative_migration(
+        &src,
+        "b-remove.json",
+        json!({"operations": [
+            {"op": "remove", "key": "settings.ntp.pool", "default": ["fallback.example.com"]}
+        ]}),
+    );
+    publisher.publish("1.1.0", &[rename, remove]);
+    let node = Node::new(work.path(), &publisher, "1.0.0");
+    migrator::migrate(&node.options()).unwrap();
+    seed_settings(&node.current());
+    let original = live_files(&node.current_dir());
+
+    node.boot("1.1.0");
+    migrator::migrate(&node.options()).unwrap();
+    assert_eq!(node.current().get(&key("settings.ntp.pool")).unwrap(), None);
+    migrator::confirm(&node.datastore()).unwrap();
+
+    // Back to 1.0.0, whose directory is kept: the servers come back from it under their 1.0.0
+    // name, not as the default, and not lost.
+    node.boot("1.0.0");
+    let outcome = migrator::migrate(&node.options()).unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Migrated { migrations, .. } if migrations.len() == 2),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        node.current().get(&key("settings.ntp.servers")).unwrap(),
+        Some(json!(["a.example.com", "b.example.com"]))
+    );
+    assert_eq!(live_files(&node.current_dir()), original);
+}

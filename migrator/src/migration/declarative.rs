@@ -232,6 +232,24 @@ impl Document {
         direction: Direction,
         kept: Option<&Path>,
     ) -> Result<()> {
+        self.apply_in_place_after(name, dir, direction, kept, &[])
+    }
+
+    /// [`apply_in_place`] for a document that a run applies after others: `earlier` are the
+    /// declarative documents that come before this one forward, from the kept version on, in
+    /// forward order (a backward run undoes them after this one). Their renames are undone too
+    /// when a key is looked up in the kept directory, so that a value one document renamed and
+    /// a later one dropped comes back from where the kept version holds it.
+    ///
+    /// [`apply_in_place`]: Document::apply_in_place
+    pub(crate) fn apply_in_place_after(
+        &self,
+        name: &str,
+        dir: &Path,
+        direction: Direction,
+        kept: Option<&Path>,
+        earlier: &[&Document],
+    ) -> Result<()> {
         let live = Area::new(dir.join(layout::LIVE), false);
         let pending = pending_areas(dir)?;
         let kept_live = kept.map(|k| Area::new(k.join(layout::LIVE), false));
@@ -246,7 +264,14 @@ impl Document {
                     let kept = kept.zip(kept_live.as_ref()).map(|(dir, live)| Kept {
                         dir,
                         live,
-                        rename: |key: &Key| self.source_key(i, key),
+                        rename: |key: &Key| {
+                            earlier
+                                .iter()
+                                .rev()
+                                .fold(self.source_key(i, key), |key, doc| {
+                                    doc.source_key(doc.operations.len(), &key)
+                                })
+                        },
                     });
                     backward(op, &live, &pending, kept.as_ref())
                 }
@@ -266,7 +291,7 @@ impl Document {
     }
 
     /// Where a key seen before operation `index` (forward) was in the migration's input: undo
-    /// the renames before it.
+    /// the renames before it (all of them for `index` = the number of operations).
     fn source_key(&self, index: usize, key: &Key) -> Key {
         let mut key = key.clone();
         for op in self.operations[..index].iter().rev() {

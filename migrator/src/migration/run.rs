@@ -267,6 +267,30 @@ pub fn migrate(options: &MigrateOptions) -> Result<Outcome> {
     })
 }
 
+/// The declarative documents that stand between migration `index` of a backward run and the
+/// kept directory it restores from: those that run after it here and restore from the same
+/// kept directory, in forward order. (An executable migration among them is not traced: what
+/// it renames, it must carry itself.) Empty going forward or without a kept directory.
+fn earlier_documents(
+    prepared: &[(String, Prepared, Option<PathBuf>)],
+    index: usize,
+    direction: Direction,
+) -> Vec<&Document> {
+    let kept = &prepared[index].2;
+    if direction == Direction::Forward || kept.is_none() {
+        return Vec::new();
+    }
+    prepared[index + 1..]
+        .iter()
+        .rev()
+        .filter(|(_, _, theirs)| theirs == kept)
+        .filter_map(|(_, migration, _)| match migration {
+            Prepared::Declarative(doc) => Some(doc),
+            Prepared::Executable(_) => None,
+        })
+        .collect()
+}
+
 enum Prepared {
     Declarative(Document),
     Executable(Vec<u8>),
@@ -336,15 +360,18 @@ fn run_chain(
             // `input` is this run's own output from the second migration on.
             let own_input = index > 0;
             let output = match migration {
-                Prepared::Declarative(doc) if own_input => {
-                    doc.apply_in_place(name, &input, direction, kept.as_deref())?;
-                    input.clone()
-                }
                 Prepared::Declarative(doc) => {
-                    last = layout::new_dir_name(target);
-                    let output = root.join(&last);
-                    created.push(output.clone());
-                    doc.migrate_dir(name, &input, &output, direction, kept.as_deref())?;
+                    let output = if own_input {
+                        input.clone()
+                    } else {
+                        last = layout::new_dir_name(target);
+                        let output = root.join(&last);
+                        created.push(output.clone());
+                        fsutil::link_tree(&input, &output)?;
+                        output
+                    };
+                    let earlier = earlier_documents(prepared, index, direction);
+                    doc.apply_in_place_after(name, &output, direction, kept.as_deref(), &earlier)?;
                     output
                 }
                 Prepared::Executable(program) => {
