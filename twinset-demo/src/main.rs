@@ -9,8 +9,10 @@
 //! to the 1.1.0 copy, the setting intact, 1.2.0 not offered again). Every step prints what happened, both sets'
 //! flags, the datastore version and the setting, and a table sums it up at the end.
 //!
-//! Usage: `twinset-demo [--keep]`, through `./demo`, which builds it and the binaries it runs.
+//! Usage: `twinset-demo [--keep]` (`--help` for help), through `./demo`, which builds it and the
+//! binaries it runs.
 
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -44,9 +46,19 @@ const COLOR_MIGRATION: &[u8] =
     br#"{"operations": [{"op": "add", "key": "settings.color", "value": "purple"}]}
 "#;
 
+/// Publish, check, install, flip, boot, migrate and fall back, told as it happens, with the
+/// real binaries (built by `./demo`, which runs this).
+#[derive(Debug, Parser)]
+#[command(name = "twinset-demo", version)]
+struct Args {
+    /// Keep the node and the repository afterwards (their paths are printed) for a look.
+    #[arg(long)]
+    keep: bool,
+}
+
 fn main() -> ExitCode {
-    let keep = std::env::args().any(|a| a == "--keep");
-    match run(keep) {
+    let args = Args::parse();
+    match run(args.keep) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("\ndemo failed: {e}");
@@ -322,4 +334,30 @@ fn chapter(title: &str) {
 
 fn say(text: &str) {
     println!("   {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn keep_is_the_only_flag_and_help_runs_nothing() {
+        assert!(
+            Args::try_parse_from(["twinset-demo", "--keep"])
+                .unwrap()
+                .keep
+        );
+        assert!(!Args::try_parse_from(["twinset-demo"]).unwrap().keep);
+        let help = Args::try_parse_from(["twinset-demo", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("--keep"), "{help}");
+        let unknown = Args::try_parse_from(["twinset-demo", "--kep"]).unwrap_err();
+        assert_eq!(unknown.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
 }
