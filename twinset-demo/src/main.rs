@@ -190,6 +190,20 @@ fn run(keep: bool) -> Result<()> {
             "kept {} (the node in node/, the repository in publisher/repo/)",
             kept.display()
         ));
+        // The server stops with the demo; the node's updog.toml still names its address.
+        let port = server
+            .url()
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        say(&format!(
+            "the repository's server stopped with the demo; to update the node again, serve it at \
+             the address the node knows: python3 -m http.server {port} --bind 127.0.0.1 \
+             --directory {}",
+            kept.join("publisher/repo").display()
+        ));
     }
     Ok(())
 }
