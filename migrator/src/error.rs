@@ -288,6 +288,47 @@ pub enum Error {
         reason: String,
     },
 
+    /// An operation of a declarative migration failed on the datastore (not a refusal: a
+    /// write, a read or a key the operation builds).
+    #[snafu(display(
+        "Failed to apply migration '{name}' {direction}, operation {index} ({op}): {source}"
+    ))]
+    OperationFailed {
+        /// The migration.
+        name: String,
+        /// forward or backward.
+        direction: String,
+        /// The operation's position in the document, from 1.
+        index: usize,
+        /// A short description of the operation.
+        op: String,
+        /// The cause.
+        source: Box<Error>,
+    },
+
+    /// An executable migration exited 0 but left no `live/` in its target directory.
+    #[snafu(display(
+        "Failed to run migration '{name}' {direction}: it exited 0 but wrote no '{}' directory",
+        path.display()
+    ))]
+    NoLiveOutput {
+        /// The migration.
+        name: String,
+        /// forward or backward.
+        direction: String,
+        /// The `live/` directory it should have written.
+        path: PathBuf,
+    },
+
+    /// The datastore root could not be made absolute (executable migrations run in `/`).
+    #[snafu(display("Failed to make '{}' absolute: {source}", path.display()))]
+    AbsolutePath {
+        /// The path as given.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
     /// The async runtime for reading the cache could not be started.
     #[snafu(display("Failed to start the async runtime: {source}"))]
     Runtime {

@@ -313,3 +313,88 @@ fn a_document_quoting_a_newline_still_fails_on_one_line() {
         assert_eq!(err, want);
     }
 }
+
+/// A failure of the datastore under an operation (not a refusal) names the migration, the
+/// direction and the operation like a refusal does.
+#[test]
+fn a_datastore_error_under_an_operation_names_the_migration_and_the_operation() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("in");
+    Datastore::new(&input)
+        .set(&Key::new("settings.hostname").unwrap(), &json!("node-1"))
+        .unwrap();
+    let output = work.path().join("out");
+    let doc = Document::from_slice(
+        "leaf.json",
+        br#"{"operations": [{"op": "add", "key": "settings.hostname.sub", "value": 1}]}"#,
+    )
+    .unwrap();
+    let err = doc
+        .migrate_dir("leaf.json", &input, &output, Direction::Forward, None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "Failed to apply migration 'leaf.json' forward, operation 1 \
+             (add 'settings.hostname.sub'): Failed to store 'settings.hostname.sub': \
+             '{}' holds a value, not a subtree",
+            output.join("live/settings/hostname").display()
+        )
+    );
+
+    // A document deserialised without `Document::from_slice`'s checks fails at the member.
+    let doc: Document = serde_json::from_value(json!({"operations": [
+        {"op": "add", "key": "settings.labels", "value": {"say \"hi\"": 1}}
+    ]}))
+    .unwrap();
+    let err = doc
+        .migrate_dir(
+            "labels.json",
+            &input,
+            &work.path().join("out2"),
+            Direction::Forward,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Failed to apply migration 'labels.json' forward, operation 1 (add 'settings.labels'): \
+         Invalid key 'settings.labels.say \"hi\"': segment 'say \"hi\"' contains '\"'"
+    );
+}
+
+/// An object value whose member names cannot be key segments is refused when the document is
+/// parsed, not when it is applied at boot (or, for a `default`, at a rollback).
+#[test]
+fn an_object_value_with_a_member_that_cannot_be_a_key_is_refused_at_parse_time() {
+    for (doc, want) in [
+        (
+            r#"{"operations": [{"op": "add", "key": "settings.labels", "value": {"say \"hi\"": 1}}]}"#,
+            "Failed to validate declarative migration 'labels.json': operation 1 \
+             (add 'settings.labels'): its value would write the key \
+             'settings.labels.say \"hi\"': segment 'say \"hi\"' contains '\"'",
+        ),
+        (
+            r#"{"operations": [
+                {"op": "add", "key": "settings.motd", "value": "hi"},
+                {"op": "add", "key": "settings.labels", "value": {"a": {"x.y": 1, "": 2}}}
+            ]}"#,
+            "Failed to validate declarative migration 'labels.json': operation 2 \
+             (add 'settings.labels'): its value would write the key \
+             'settings.labels.a.': it has an empty segment",
+        ),
+        (
+            r#"{"operations": [{"op": "remove", "key": "settings.labels", "default": {"a\u0007": 1}}]}"#,
+            "Failed to validate declarative migration 'labels.json': operation 1 \
+             (remove 'settings.labels'): its default would write the key \
+             'settings.labels.a\\u{7}': a segment contains a control character",
+        ),
+    ] {
+        let err = Document::from_slice("labels.json", doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, want, "{doc}");
+    }
+}

@@ -142,3 +142,32 @@ fn a_tampered_manifest_or_metadata_is_refused() {
     );
     assert!(runs(&log).is_empty());
 }
+
+#[test]
+fn an_executable_that_exits_0_without_writing_live_fails_the_run() {
+    let (_work, node, log) = setup(r#"rm -rf "$dst/live""#, "");
+    let before_dir = node.current_dir();
+    let before = live_files(&before_dir);
+    let entries = root_entries(&node.datastore());
+    node.boot("1.1.0");
+    let out = node.run_binary(&[]);
+    let stderr = assert_one_line_failure(&out, &[]);
+    // The output directory's name ends in 16 random characters.
+    let prefix = format!(
+        "Failed to run migration 'migrate_v1.1.0_fragile.lz4' forward: it exited 0 but wrote \
+         no '{}/v1.1.0_",
+        node.datastore().display()
+    );
+    let random = stderr
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix("/live' directory"))
+        .unwrap_or_else(|| panic!("unexpected message: {stderr}"));
+    assert!(
+        random.len() == 16 && random.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{stderr}"
+    );
+    assert_eq!(runs(&log), ["fragile forward"]);
+    assert_eq!(node.current_dir(), before_dir);
+    assert_eq!(live_files(&before_dir), before);
+    assert_eq!(root_entries(&node.datastore()), entries);
+}

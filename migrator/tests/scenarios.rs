@@ -199,6 +199,65 @@ fn the_binary_creates_migrates_confirms_and_reports() {
     );
 }
 
+/// The executable gets absolute paths whatever the flags say: it runs in `/`, where a path
+/// relative to the migrator's working directory names nothing.
+#[test]
+fn an_executable_migration_runs_with_a_relative_sysroot_or_datastore() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("runs.log");
+    let publisher = Publisher::new(work.path());
+    publish_scenario(&publisher, work.path(), &log);
+    let node = Node::new(work.path(), &publisher, "1.0.0");
+    assert_eq!(node.sysroot, work.path().join("node"));
+    migrator::migrate(&node.options()).unwrap();
+    seed_settings(&node.current());
+    let succeeded = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+
+    node.boot("1.1.0");
+    let out = node.run_binary_in(work.path(), &["--sysroot", "node"]);
+    assert_eq!(
+        succeeded(&out),
+        "Migrated the datastore from 1.0.0 to 1.1.0 (2 migration(s) forward)"
+    );
+    assert_eq!(runs(&log), ["add-exe-flag forward"]);
+    assert_eq!(
+        node.current().get(&key("settings.exe-added")).unwrap(),
+        Some(json!("yes"))
+    );
+    succeeded(&node.run_binary_in(work.path(), &["--sysroot", "node", "confirm"]));
+
+    node.boot("1.0.0");
+    let sysroot = node.sysroot.display().to_string();
+    let out = node.run_binary_in(
+        work.path(),
+        &[
+            "--sysroot",
+            &sysroot,
+            "--datastore",
+            "node/var/lib/datastore",
+        ],
+    );
+    assert_eq!(
+        succeeded(&out),
+        "Migrated the datastore from 1.1.0 to 1.0.0 (2 migration(s) backward)"
+    );
+    assert_eq!(
+        runs(&log),
+        ["add-exe-flag forward", "add-exe-flag backward"]
+    );
+    assert_eq!(
+        node.current().get(&key("settings.exe-added")).unwrap(),
+        None
+    );
+}
+
 #[test]
 fn a_rollback_restores_a_value_one_document_renamed_and_the_next_removed() {
     let work = tempfile::tempdir().unwrap();

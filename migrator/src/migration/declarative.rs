@@ -153,9 +153,29 @@ impl Operation {
                 old: Some(old),
                 ..
             } if new == old => Err("'old' and 'new' are the same".into()),
+            Operation::Add { key, value } => check_members(key, value, "value"),
+            Operation::Remove { key, default } => check_members(key, default, "default"),
             _ => Ok(()),
         }
     }
+}
+
+/// Refuses an object (a subtree) whose member names cannot be key segments: writing it would
+/// fail at boot, or for a `default` at a rollback.
+fn check_members(key: &Key, value: &Value, field: &str) -> std::result::Result<(), String> {
+    let Value::Object(members) = value else {
+        return Ok(());
+    };
+    for (name, member) in members {
+        let below = key.join(name).map_err(|e| match e {
+            Error::InvalidKey { key, reason } => {
+                format!("its {field} would write the key '{key}': {reason}")
+            }
+            other => other.to_string(),
+        })?;
+        check_members(&below, member, field)?;
+    }
+    Ok(())
 }
 
 /// Refusals and their reasons, before they get the operation's context.
@@ -284,7 +304,13 @@ impl Document {
                     op: op.describe(),
                     reason,
                 },
-                OpError::Other(e) => e,
+                OpError::Other(e) => Error::OperationFailed {
+                    name: name.to_string(),
+                    direction: direction.to_string(),
+                    index: i + 1,
+                    op: op.describe(),
+                    source: Box::new(e),
+                },
             })?;
         }
         Ok(())

@@ -195,7 +195,12 @@ pub fn confirm_with(root: &Path, steps: &Steps) -> Result<()> {
 
 /// Brings the datastore to `options.version`. See the module documentation.
 pub fn migrate(options: &MigrateOptions) -> Result<Outcome> {
-    let (root, steps, target) = (&options.datastore, &options.steps, &options.version);
+    // Absolute once, here, so that every path built from it is: an executable migration gets
+    // its directories as arguments and runs in `/`.
+    let root = &std::path::absolute(&options.datastore).context(error::AbsolutePathSnafu {
+        path: &options.datastore,
+    })?;
+    let (steps, target) = (&options.steps, &options.version);
     layout::check_version(target)?;
     if chain::resolve(root)?.is_none() {
         return create(root, target, steps);
@@ -379,6 +384,14 @@ fn run_chain(
                     let output = root.join(&last);
                     created.push(output.clone());
                     executable::run(name, program, &input, &output, direction)?;
+                    let live = output.join(layout::LIVE);
+                    if !live.is_dir() {
+                        return Err(Error::NoLiveOutput {
+                            name: name.clone(),
+                            direction: direction.to_string(),
+                            path: live,
+                        });
+                    }
                     output
                 }
             };

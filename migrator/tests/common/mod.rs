@@ -174,6 +174,16 @@ impl Node {
             .output()
             .unwrap()
     }
+
+    /// Runs the migrator binary from `cwd` with exactly these arguments (no `--sysroot` added),
+    /// for paths given relative to `cwd`.
+    pub fn run_binary_in(&self, cwd: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_migrator"))
+            .current_dir(cwd)
+            .args(args)
+            .output()
+            .unwrap()
+    }
 }
 
 /// Every file under a version directory's `live/`, with its bytes.
