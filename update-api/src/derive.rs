@@ -4,9 +4,12 @@
 //! 1. The booted image differs from the status's `active_partition` (the node rebooted into
 //!    another image since): the old status's choice is stale; start fresh (Idle, nothing
 //!    chosen), keeping `most_recent_command`.
-//! 2. The inactive set is the bootloader's next choice → **Ready**.
-//! 3. Else it is valid with a try and priority 0, not successful → **Staged**.
-//! 4. Else → **Available** if an update is chosen, **Idle** if not; no staging partition.
+//! 2. An update is chosen and the inactive set holds another image (e.g. `updog update-image
+//!    --image` run by hand) → **Available**: Staged and Ready only ever describe the chosen
+//!    update; `staging_partition` says what the set holds and whether it boots next.
+//! 3. The inactive set is the bootloader's next choice → **Ready**.
+//! 4. Else it is valid with a try and priority 0, not successful → **Staged**.
+//! 5. Else → **Available** if an update is chosen, **Idle** if not; no staging partition.
 //!
 //! `staging_partition` names the image read from the inactive ROOT filesystem when it can be
 //! read, else the one the status recorded, else the chosen update. A command that was running
@@ -34,7 +37,21 @@ pub fn derive(previous: Option<UpdateStatus>, facts: &DiskFacts) -> UpdateStatus
         }
         None => UpdateStatus::new(None),
     };
+    // The image in the inactive set when it is staged or applied.
+    let held = match facts.inactive {
+        Inactive::Nothing => None,
+        Inactive::Staged | Inactive::Applied => facts
+            .inactive_image
+            .clone()
+            .or_else(|| status.staging_partition.as_ref().map(|s| s.image.clone()))
+            .or_else(|| status.chosen_update.clone()),
+    };
+    let holds_another = matches!(
+        (&status.chosen_update, &held),
+        (Some(chosen), Some(held)) if chosen != held
+    );
     let state = match facts.inactive {
+        _ if holds_another => UpdateState::Available,
         Inactive::Applied => UpdateState::Ready,
         Inactive::Staged => UpdateState::Staged,
         Inactive::Nothing if status.chosen_update.is_some() => UpdateState::Available,
@@ -61,23 +78,15 @@ pub fn derive(previous: Option<UpdateStatus>, facts: &DiskFacts) -> UpdateStatus
         status.record(running.cmd_type, result);
     }
     status.progress = None;
-    let next_is_inactive = state == UpdateState::Ready;
+    let next_is_inactive = facts.inactive == Inactive::Applied;
     status.active_partition = Some(StagedImage {
         image: facts.active.clone(),
         next_to_boot: !next_is_inactive,
     });
-    status.staging_partition = match state {
-        UpdateState::Staged | UpdateState::Ready => facts
-            .inactive_image
-            .clone()
-            .or_else(|| status.staging_partition.as_ref().map(|s| s.image.clone()))
-            .or_else(|| status.chosen_update.clone())
-            .map(|image| StagedImage {
-                image,
-                next_to_boot: next_is_inactive,
-            }),
-        UpdateState::Idle | UpdateState::Available => None,
-    };
+    status.staging_partition = held.map(|image| StagedImage {
+        image,
+        next_to_boot: next_is_inactive,
+    });
     status.update_state = state;
     status
 }
@@ -144,6 +153,34 @@ mod tests {
             derive(None, &facts(Inactive::Nothing)).update_state,
             UpdateState::Idle
         );
+    }
+
+    #[test]
+    fn staged_and_ready_describe_the_chosen_update_only_when_the_set_holds_it() {
+        // Set B holds 1.0.0 (updog staged it by hand), 1.1.0 is chosen: the chosen update is
+        // only Available, and staging_partition says what is there and whether it boots next.
+        for (inactive, boots_next) in [(Inactive::Staged, false), (Inactive::Applied, true)] {
+            let mut now = facts(inactive);
+            now.inactive_image = Some(image("1.0.0"));
+            for previous in [UpdateState::Ready, UpdateState::Staged] {
+                let s = derive(Some(with_state(previous, true)), &now);
+                assert_eq!(s.update_state, UpdateState::Available, "{inactive:?}");
+                let staging = s.staging_partition.unwrap();
+                assert_eq!(
+                    (staging.image, staging.next_to_boot),
+                    (image("1.0.0"), boots_next)
+                );
+                assert_eq!(s.active_partition.unwrap().next_to_boot, !boots_next);
+            }
+            // Nothing chosen (e.g. found at startup): the state describes what the set holds.
+            let s = derive(None, &now);
+            let expected = if boots_next {
+                UpdateState::Ready
+            } else {
+                UpdateState::Staged
+            };
+            assert_eq!(s.update_state, expected);
+        }
     }
 
     #[test]

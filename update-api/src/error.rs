@@ -79,6 +79,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Another server answers on the API socket.
+    #[snafu(display(
+        "Failed to listen on the API socket '{}': another server answers on it",
+        path.display()
+    ))]
+    SocketInUse {
+        /// The socket.
+        path: PathBuf,
+    },
+
     /// An HTTP exchange over the socket failed.
     #[snafu(display("Failed {method} request to '{uri}': {source}"))]
     Http {
@@ -184,9 +194,39 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The exit code the binaries use for this error (see the README): 1 for every runtime
+    /// The exit code the binaries use for this error (see the README): 4 when the server
+    /// answered 423 (a command runs or another updater holds the update lock: retry later; the
+    /// code updog exits with when another updater holds the lock), 1 for every other runtime
     /// error (usage errors are clap's 2).
     pub fn exit_code(&self) -> i32 {
-        1
+        match self {
+            Error::Status { code: 423, .. } => 4,
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_has_its_own_exit_code_and_other_refusals_are_errors() {
+        let status = |code| Error::Status {
+            method: "POST".into(),
+            uri: "/actions/prepare-update".into(),
+            code,
+            body: "reason".into(),
+        };
+        assert_eq!(status(423).exit_code(), 4);
+        for code in [404, 409, 500] {
+            assert_eq!(status(code).exit_code(), 1, "{code}");
+        }
+        let timed_out = Error::TimedOut {
+            method: "POST".into(),
+            uri: "/actions/prepare-update".into(),
+            waited: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(timed_out.exit_code(), 1);
     }
 }

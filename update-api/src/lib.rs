@@ -10,8 +10,9 @@
 //!
 //! States: Idle → Available (refresh found an update) → Staged (prepare wrote and verified it
 //! in the inactive set) → Ready (activate made it the next to boot); deactivate goes back to
-//! Staged. The state always follows the disk: at startup and after every command it is derived
-//! from signpost's view of the partition table ([`mod@derive`]), so a power cut or a killed server
+//! Staged. The state always follows the disk: at startup, after every command, at every status
+//! read while no command runs and before a command is admitted it is derived from signpost's view
+//! of the partition table ([`mod@derive`]), so a power cut, a killed server or `updog` run by hand
 //! never leaves a stale "Staged" or "Ready".
 //!
 //! ```no_run

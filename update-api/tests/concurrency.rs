@@ -193,3 +193,52 @@ fn the_socket_admits_only_root_and_its_group() {
     // Whoever may connect may stage, apply and reboot: nobody else may.
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
 }
+
+#[test]
+fn a_second_server_refuses_the_socket_of_a_running_one_and_replaces_a_stale_one() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let mut api = world.api();
+    let status_file = world.node.sysroot.join("run/update-status.json");
+    let before = std::fs::read(&status_file).unwrap();
+
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_update-api"))
+        .arg("--sysroot")
+        .arg(&world.node.sysroot)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            second.wait().unwrap();
+            panic!("a second update-api took over the socket of the running one");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "update-api: Failed to listen on the API socket '{}': another server answers on it",
+            api.socket.display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+    // The first server still answers on its socket, and its status file was not touched.
+    assert_eq!(api.status().update_state, UpdateState::Idle);
+    assert_eq!(std::fs::read(&status_file).unwrap(), before);
+
+    // A socket nobody answers on (the server was killed) is replaced.
+    api.sigkill();
+    assert!(api.socket.exists());
+    let api = world.api();
+    assert_eq!(api.status().update_state, UpdateState::Idle);
+}

@@ -106,6 +106,7 @@ fn every_transition_and_every_refusal() {
     // brupop's agent reads the code from apiclient's stderr.
     let out = world.apiclient(&["raw", "-u", "/actions/prepare-update", "-m", "POST"]);
     assert_eq!(failed_with_status(&out), "409");
+    assert_eq!(out.status.code(), Some(1), "other refusals are errors");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with("Failed POST request to '/actions/prepare-update': Status 409 when POSTing /actions/prepare-update: "),
@@ -208,6 +209,11 @@ fn a_second_command_is_423_during_a_prepare_and_cancel_stops_it() {
     }
     let out = world.apiclient(&["raw", "-u", "/actions/refresh-updates", "-m", "POST"]);
     assert_eq!(failed_with_status(&out), "423");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "423 has its own exit code: retry"
+    );
 
     // During a prepare the status answers at once (tests/concurrency.rs sends a burst).
     let status = api.status();
@@ -327,4 +333,73 @@ fn apiclient_applies_reboots_cancels_and_the_node_boots_the_update() {
         UpdateState::Idle,
         "1.1.0 is the newest"
     );
+}
+
+#[test]
+fn updog_run_between_commands_is_seen_at_the_next_status_read() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.1.0");
+    let api = world.api();
+    api.command("/actions/refresh-updates");
+    api.command("/actions/prepare-update");
+    assert_eq!(
+        api.command("/actions/activate-update").update_state,
+        UpdateState::Ready
+    );
+    let updog = |args: &[&str]| {
+        let out = testsys::run_updog(&world.node.sysroot, args).unwrap();
+        assert!(
+            out.status.success(),
+            "updog {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // updog reverts by hand: the next read says Staged, without any command in between.
+    updog(&["update-revert"]);
+    let status = api.status();
+    assert_eq!(status.update_state, UpdateState::Staged, "{status:?}");
+    assert!(status.active_partition.unwrap().next_to_boot);
+    assert!(!status.staging_partition.unwrap().next_to_boot);
+    // ... and applies again: Ready.
+    updog(&["update-apply"]);
+    assert_eq!(api.status().update_state, UpdateState::Ready);
+
+    // updog stages another version than the chosen one: set B holds 1.0.0, not applied, A
+    // boots next. The status says so, and neither Staged nor Ready for 1.1.0.
+    updog(&["update-image", "--image", "1.0.0", "--progress", "none"]);
+    assert_eq!(world.set_b(), (0, 1, false));
+    let status = api.status();
+    assert_eq!(status.update_state, UpdateState::Available, "{status:?}");
+    assert_eq!(status.chosen_update.unwrap().version.to_string(), "1.1.0");
+    assert!(status.active_partition.unwrap().next_to_boot);
+    let staging = status.staging_partition.unwrap();
+    assert_eq!(
+        (staging.image.version.to_string(), staging.next_to_boot),
+        ("1.0.0".to_string(), false)
+    );
+    // The status file, read after a restart or by hand, says the same.
+    let file =
+        update_api::UpdateStatus::load(&world.node.sysroot.join("run/update-status.json")).unwrap();
+    assert_eq!(file.update_state, UpdateState::Available);
+    // Activating would boot 1.0.0, not the chosen update: refused.
+    let (code, body) = api.request("POST", "/actions/activate-update");
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(world.set_b(), (0, 1, false));
+    // Prepare writes the chosen update over it: Staged for 1.1.0 again.
+    let status = api.command("/actions/prepare-update");
+    assert_eq!(status.update_state, UpdateState::Staged);
+    assert_eq!(
+        status.staging_partition.unwrap().image.version.to_string(),
+        "1.1.0"
+    );
+
+    // updog applies it behind the server's back: activate is refused as the disk says Ready.
+    updog(&["update-apply"]);
+    let (code, body) = api.request("POST", "/actions/activate-update");
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(api.status().update_state, UpdateState::Ready);
 }

@@ -104,6 +104,48 @@ fn check_install_verify_and_apply_end_to_end() {
     let b = disk.flags(SetId::B);
     assert_eq!((b.priority.get(), b.tries_left.get()), (2, 1));
     assert_eq!(disk.next_boot(), Some(SetId::B));
+    // Apply again: nothing to do (exit 3), as revert twice; the table is unchanged.
+    let flags = |disk: &signpost::SignpostDisk<std::fs::File>| {
+        (disk.flags(SetId::A), disk.flags(SetId::B), disk.next_boot())
+    };
+    let before = flags(&disk);
+    let out = world.updog(&["update-apply"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(3), "update in set B already applied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(flags(&world.node.signpost().unwrap()), before);
+    let out = world.updog(&["update-revert"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(0), "set A boots next")
+    );
+    let out = world.updog(&["update-revert"]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(3), "no applied update to revert")
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

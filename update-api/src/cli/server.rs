@@ -1,7 +1,7 @@
 //! `update-api [--sysroot DIR] [--socket-path P] [--disk PATH] [--log-level F]`.
 
 use crate::Result;
-use crate::server::{Api, serve};
+use crate::server::{Api, ensure_not_served, serve};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -28,13 +28,16 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    /// Derives the state, serves until SIGTERM or SIGINT, stops a running command cleanly.
+    /// Refuses a socket another server answers on, derives the state, serves until SIGTERM or
+    /// SIGINT, stops a running command cleanly.
     pub fn run(self) -> Result<()> {
         super::init_logging(&self.log_level);
         let socket = self
             .socket_path
             .clone()
             .unwrap_or_else(|| super::default_socket(&self.sysroot));
+        // Before the status file is touched: a second server must leave the first one alone.
+        ensure_not_served(&socket)?;
         super::runtime()?.block_on(async move {
             let api = Api::open(&self.sysroot, self.disk.as_deref())?;
             serve(api, &socket, shutdown_signal()).await

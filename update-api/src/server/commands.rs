@@ -48,7 +48,7 @@ impl Api {
         Updater::new(&self.inner.sysroot, self.inner.disk_flag.as_deref()).map_err(|e| failure(&e))
     }
 
-    /// Checks the state, takes the lock and starts `cmd` in the background.
+    /// Takes the lock, checks the state (against the disk) and starts `cmd` in the background.
     pub(super) fn start(&self, cmd: UpdateCommand) -> Result<(), ApiError> {
         let mut shared = self.shared();
         if let Some(job) = &shared.job {
@@ -56,8 +56,11 @@ impl Api {
                 Refusal::Locked(format!("Update lock held: '{}' is running", job.cmd)).into(),
             );
         }
-        machine::admit(cmd, &shared.status)?;
+        // The state is checked against the disk under the lock: nothing else changes it until
+        // the command has run.
         let lock = self.take_lock(cmd.name())?;
+        self.resync_locked(&mut shared);
+        machine::admit(cmd, &shared.status)?;
         let mut status = shared.status.clone();
         status.running_command = Some(RunningCommand {
             cmd_type: cmd,
@@ -267,6 +270,8 @@ impl Api {
                 Refusal::Locked(format!("Update lock held: '{}' is running", job.cmd)).into(),
             );
         }
+        let lock = self.take_lock("cancel")?;
+        self.resync_locked(&mut shared);
         let state = shared.status.update_state;
         match state {
             UpdateState::Staged => {}
@@ -283,7 +288,6 @@ impl Api {
                 .into());
             }
         }
-        let lock = self.take_lock("cancel")?;
         self.unstage(&lock);
         let mut status = shared.status.clone();
         status.update_state = UpdateState::Available;

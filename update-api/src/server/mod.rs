@@ -12,10 +12,14 @@
 //! | `GET /updates/progress` | ours: 200, updog's progress events of the running prepare as JSON lines, until it ends |
 //! | `GET /os` | 200, the booted image |
 //!
-//! Refusals: 423 while a command runs or another updater holds `run/updog.lock`, 409 for a
-//! command not allowed in the state, 404 when nothing is chosen or staged; the body is one line.
+//! Refusals: 423 while a command runs or another updater holds `run/updog.lock` (checked first:
+//! the state is read under the lock), 409 for a command not allowed in the state, 404 when
+//! nothing is chosen or staged; the body is one line.
 //!
-//! `GET /updates/status` never returns a partial document: it serialises the in-memory status.
+//! `GET /updates/status` never returns a partial document: it serialises the in-memory status,
+//! first checked against the disk when no command runs (`updog` or `signpost` run by hand
+//! between commands may have changed it); a command checks it again under the update lock
+//! before it is admitted.
 //! While a short command (refresh, activate, deactivate) runs it waits for its result (up to
 //! 30 s) so that a caller that posts a command and then reads the status, as brupop does, sees
 //! that command's result; during a prepare it answers at once with the last settled status plus
@@ -163,6 +167,49 @@ impl Api {
         }
     }
 
+    /// Re-derives the settled status from the disk, which `updog` or `signpost` run by hand may
+    /// have changed since the last command. Does nothing while a command runs (it settles its
+    /// own result). The caller holds `shared`.
+    fn resync_locked(&self, shared: &mut Shared) {
+        if shared.job.is_none() {
+            let settled = self.settle(shared.status.clone());
+            self.adopt(shared, settled);
+        }
+    }
+
+    /// [`Self::resync_locked`] for a status read: the disk is read without holding `shared`, and
+    /// the result is dropped if a command started or settled the status meanwhile.
+    fn resync(&self) {
+        let before = {
+            let shared = self.shared();
+            if shared.job.is_some() {
+                return;
+            }
+            shared.status.clone()
+        };
+        let settled = self.settle(before.clone());
+        let mut shared = self.shared();
+        if shared.job.is_none() && shared.status == before {
+            self.adopt(&mut shared, settled);
+        }
+    }
+
+    /// Makes `settled` the status, writing the file, when it differs.
+    fn adopt(&self, shared: &mut Shared, settled: UpdateStatus) {
+        if settled == shared.status {
+            return;
+        }
+        tracing::info!(
+            "the disk changed since the last command: update state {} -> {}",
+            shared.status.update_state,
+            settled.update_state
+        );
+        if let Err(e) = settled.store(&self.inner.status_path) {
+            tracing::error!("{e}");
+        }
+        shared.status = settled;
+    }
+
     /// Stops a running command (cancels a prepare) and waits for it to end.
     pub async fn shutdown(&self) {
         let mut finished = self.inner.finished.subscribe();
@@ -209,8 +256,17 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
+/// Refuses a socket another server answers on. A socket file nobody answers on is stale (its
+/// server died) and [`serve`] replaces it.
+pub fn ensure_not_served(socket: &Path) -> Result<()> {
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        return error::SocketInUseSnafu { path: socket }.fail();
+    }
+    Ok(())
+}
+
 /// Serves `api` on the Unix socket `socket` until `shutdown` resolves, then stops a running
-/// command cleanly.
+/// command cleanly. Refuses a socket another server answers on ([`ensure_not_served`]).
 pub async fn serve(
     api: Api,
     socket: &Path,
@@ -223,6 +279,7 @@ pub async fn serve(
             path: dir,
         })?;
     }
+    ensure_not_served(socket)?;
     match std::fs::remove_file(socket) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).context(error::SocketSnafu {
@@ -285,6 +342,10 @@ async fn status(State(api): State<Api>) -> Response {
         .is_some_and(|job| job.cmd != UpdateCommand::Prepare);
     if short_running {
         let _ = tokio::time::timeout(STATUS_WAIT, finished.changed()).await;
+    }
+    let reader = api.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || reader.resync()).await {
+        tracing::error!("cannot check the state against the disk: {e}");
     }
     axum::Json(api.status()).into_response()
 }

@@ -16,6 +16,17 @@ impl ApplyArgs {
     pub(crate) fn run(&self, ctx: &Context) -> Result<Outcome> {
         let lock = ctx.lock("update-apply")?;
         let updater = ctx.updater()?;
+        // Applied already (the inactive set, not yet successful, boots next): nothing to do, as
+        // update-revert with nothing applied. Checked under the lock, so nothing changes it.
+        let disk = updater.open_disk()?;
+        let applied = disk
+            .inactive_set()
+            .filter(|&set| disk.next_boot() == Some(set) && !disk.flags(set).successful);
+        drop(disk);
+        if let Some(set) = applied {
+            println!("update in set {set} already applied");
+            return Ok(Outcome::NothingToDo);
+        }
         match updater.apply(&lock)? {
             None => {
                 println!("nothing staged to apply");

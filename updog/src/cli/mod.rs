@@ -44,7 +44,8 @@ pub enum Command {
     Update(update::UpdateArgs),
     /// Install the chosen update into the inactive set without applying it.
     UpdateImage(update::UpdateImageArgs),
-    /// Make the installed update the next to boot (exit 3 when nothing is staged).
+    /// Make the installed update the next to boot (exit 3 when nothing is staged or it is
+    /// already applied).
     UpdateApply(apply::ApplyArgs),
     /// Undo update-apply: the running set boots next again (exit 3 when nothing is applied).
     UpdateRevert(revert::RevertArgs),
@@ -66,7 +67,7 @@ pub enum ProgressMode {
 pub enum Outcome {
     /// Done: exit 0.
     Done,
-    /// Nothing to do (no update, nothing staged): exit 3.
+    /// Nothing to do (no update, nothing staged, already applied, nothing applied): exit 3.
     NothingToDo,
 }
 
