@@ -139,7 +139,9 @@ impl Node {
 
     /// The record of a boot of `set` that the bootloader has just chosen (its try spent), and
     /// whether the set was already marked successful. Records a fallback when the other set
-    /// outranks this one but can no longer boot: its try was spent and never confirmed.
+    /// outranks this one but can no longer boot (its try was spent and never confirmed), once:
+    /// unless the last record is of a boot of this same set that found the same failed try (a
+    /// try whose boot never finished, cut by a power loss or a panic, counts too).
     fn begin_record(&self, set: SetId) -> Result<(BootRecord, bool)> {
         let previous = record::last_boot(&self.sysroot).ok().flatten();
         let disk = self.signpost()?;
@@ -158,14 +160,26 @@ impl Node {
             migration: None,
             checks: Vec::new(),
             fell_back_from: None,
+            other_set_failed: None,
             time: jiff::Timestamp::now().to_string(),
         };
         if other_failed {
             let version = self.unverified_version(&other_parts);
-            if let Some(version) = &version {
-                record::record_failed_version(&self.sysroot, version)?;
+            let shown = version.clone().unwrap_or_else(|| "unknown".to_string());
+            let recorded = previous.as_ref().is_some_and(|p| {
+                p.set == rec.set
+                    && p.other_set_failed
+                        .as_ref()
+                        .or(p.fell_back_from.as_ref())
+                        .is_some_and(|v| *v == shown)
+            });
+            if !recorded {
+                if let Some(version) = &version {
+                    record::record_failed_version(&self.sysroot, version)?;
+                }
+                rec.fell_back_from = Some(shown.clone());
             }
-            rec.fell_back_from = Some(version.unwrap_or_else(|| "unknown".to_string()));
+            rec.other_set_failed = Some(shown);
         }
         Ok((rec, marked_before))
     }

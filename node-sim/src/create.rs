@@ -3,8 +3,11 @@
 
 use crate::boot::Node;
 use crate::error::{self, Result};
-use snafu::ResultExt;
+use snafu::{OptionExt, ResultExt};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use update_metadata::Seed;
+use update_metadata::error::error_chain;
 
 /// What a new node needs.
 #[derive(Debug, Clone)]
@@ -26,14 +29,39 @@ pub struct CreateSpec {
     /// Disk size in MiB.
     pub disk_mib: u64,
     /// The node's seed, if fixed.
-    pub seed: Option<u32>,
+    pub seed: Option<Seed>,
 }
 
-/// Creates the node: directories, disk (set A bootable, B empty), updog's configuration and
-/// trusted root, then fetches `version` through TUF and writes and verifies it in set A. Power it
-/// on with [`Node::boot`].
+/// What `--reboot` runs on a node in a directory: nothing. Its reboot is the next `node-sim
+/// boot`, and updog's default (`systemctl reboot`) would reboot the machine the node lives on.
+pub const REBOOT_COMMAND: [&str; 1] = ["true"];
+
+/// Creates the node: directories, disk (set A bootable, B empty), updog's configuration (with
+/// [`REBOOT_COMMAND`]) and trusted root, then fetches `version` through TUF and writes and
+/// verifies it in set A. Power it on with [`Node::boot`].
+///
+/// Every argument is checked before anything is written, and a sysroot that holds a disk
+/// already (a node, or a create that stopped half-way) is refused.
 pub fn create(spec: &CreateSpec) -> Result<Node> {
     let root = &spec.sysroot;
+    let disk = root.join(signpost::discover::NODE_DISK_IMAGE);
+    let size = disk_size(spec.disk_mib)?;
+    let config = updog_config(spec)?;
+    let trusted = std::fs::read(&spec.trusted_root).context(error::IoSnafu {
+        action: "read",
+        path: &spec.trusted_root,
+    })?;
+    match disk.symlink_metadata() {
+        Ok(_) => return node_exists(root, &disk),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(source).context(error::IoSnafu {
+                action: "inspect",
+                path: &disk,
+            });
+        }
+    }
+
     for dir in [
         "etc",
         "dev",
@@ -49,12 +77,28 @@ pub fn create(spec: &CreateSpec) -> Result<Node> {
             path: &path,
         })?;
     }
-    let disk = root.join(signpost::discover::NODE_DISK_IMAGE);
-    let size = spec.disk_mib << 20;
-    let (mut file, _) =
-        signpost::create_image_file(&disk, Some(size), size, false).context(error::DiskSnafu {
-            action: format!("create disk image '{}'", disk.display()),
-        })?;
+    // create_new: a disk that appeared since the check above is refused the same way.
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&disk)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return node_exists(root, &disk);
+        }
+        Err(source) => {
+            return Err(source).context(error::IoSnafu {
+                action: "create",
+                path: &disk,
+            });
+        }
+    };
+    file.set_len(size).context(error::IoSnafu {
+        action: "size",
+        path: &disk,
+    })?;
     signpost::create_disk(
         &mut file,
         &disk.display().to_string(),
@@ -66,18 +110,7 @@ pub fn create(spec: &CreateSpec) -> Result<Node> {
     drop(file);
     let node = Node::open(root, Some(&disk))?;
 
-    let mut config = format!(
-        "metadata_base_url = \"{}\"\ntargets_base_url = \"{}\"\n",
-        spec.metadata_url, spec.targets_url
-    );
-    if let Some(seed) = spec.seed {
-        config.push_str(&format!("seed = {seed}\n"));
-    }
     write(root, "etc/updog.toml", config.as_bytes())?;
-    let trusted = std::fs::read(&spec.trusted_root).context(error::IoSnafu {
-        action: "read",
-        path: &spec.trusted_root,
-    })?;
     write(root, "usr/share/updog/root.json", &trusted)?;
     // Until the first boot exposes the installed image's own os-release, the node runs nothing.
     let placeholder = format!(
@@ -150,6 +183,72 @@ fn node_boot_guid(node: &Node, set: signpost::SetId) -> Result<uuid::Uuid> {
         },
     )?;
     Ok(disk.partitions(set).boot.unique_guid)
+}
+
+/// The disk's size in bytes, when `disk_mib` holds the partition layout.
+fn disk_size(disk_mib: u64) -> Result<u64> {
+    let needed_mib = signpost::Layout::default().needed_mib();
+    snafu::ensure!(
+        disk_mib >= needed_mib,
+        error::DiskSizeSnafu {
+            disk_mib,
+            reason: format!("the partition layout needs at least {needed_mib} MiB"),
+        }
+    );
+    disk_mib.checked_mul(1 << 20).context(error::DiskSizeSnafu {
+        disk_mib,
+        reason: "it is more bytes than a file can hold".to_string(),
+    })
+}
+
+/// The `etc/updog.toml` of the node, checked as updog will read it.
+fn updog_config(spec: &CreateSpec) -> Result<String> {
+    let quoted = |text: &str| toml::Value::String(text.to_string()).to_string();
+    let mut config = format!(
+        "metadata_base_url = {}\ntargets_base_url = {}\n",
+        quoted(&spec.metadata_url),
+        quoted(&spec.targets_url)
+    );
+    if let Some(seed) = spec.seed {
+        config.push_str(&format!("seed = {seed}\n"));
+    }
+    let reboot: Vec<String> = REBOOT_COMMAND.iter().map(|w| quoted(w)).collect();
+    config.push_str(&format!(
+        "# This node's reboot is its next `node-sim boot`: never reboot the machine it lives on.\n\
+         reboot_command = [{}]\n",
+        reboot.join(", ")
+    ));
+    let path = spec.sysroot.join("etc/updog.toml");
+    match updog::Config::parse(&config, &path) {
+        Ok(_) => Ok(config),
+        Err(updog::Error::ConfigField { field, reason, .. }) => {
+            let flag = match field.as_str() {
+                "metadata_base_url" => "--metadata-url",
+                "targets_base_url" => "--targets-url",
+                "seed" => "--seed",
+                other => other,
+            };
+            error::ArgumentSnafu {
+                flag: flag.to_string(),
+                reason,
+            }
+            .fail()
+        }
+        // Only the URLs are text the arguments put in the file.
+        Err(other) => error::ArgumentSnafu {
+            flag: "--metadata-url and --targets-url".to_string(),
+            reason: error_chain(&other),
+        }
+        .fail(),
+    }
+}
+
+fn node_exists<T>(sysroot: &Path, disk: &Path) -> Result<T> {
+    error::NodeExistsSnafu {
+        sysroot: sysroot.to_path_buf(),
+        disk: disk.to_path_buf(),
+    }
+    .fail()
 }
 
 fn write(root: &Path, path: &str, bytes: &[u8]) -> Result<()> {

@@ -98,6 +98,53 @@ pub enum Error {
         #[snafu(source(from(image_builder::Error, Box::new)))]
         source: Box<image_builder::Error>,
     },
+    /// An argument of `create` would make a configuration updog refuses.
+    #[snafu(display("Failed to use {flag}: {reason}"))]
+    Argument {
+        /// The flag.
+        flag: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The disk size of `create` cannot hold the partition layout.
+    #[snafu(display("Failed to size the disk at {disk_mib} MiB: {reason}"))]
+    DiskSize {
+        /// The size asked for.
+        disk_mib: u64,
+        /// Why it does not do.
+        reason: String,
+    },
+    /// `create` was pointed at a sysroot that holds a disk already.
+    #[snafu(display(
+        "Failed to create a node in '{}': '{}' already exists; remove '{}' to start over",
+        sysroot.display(),
+        disk.display(),
+        sysroot.display()
+    ))]
+    NodeExists {
+        /// The sysroot.
+        sysroot: PathBuf,
+        /// The disk found in it.
+        disk: PathBuf,
+    },
+    /// `create` was given `--disk`.
+    #[snafu(display(
+        "Failed to create a node on '{}': create makes the disk at '<sysroot>/{}', where updog and signpost find it; leave out --disk",
+        disk.display(),
+        signpost::discover::NODE_DISK_IMAGE
+    ))]
+    CreateWithDisk {
+        /// The disk given.
+        disk: PathBuf,
+    },
+    /// A path given on the command line could not be made absolute.
+    #[snafu(display("Failed to make '{}' absolute: {source}", path.display()))]
+    Absolute {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The node booted too often without settling.
     #[snafu(display("The node did not settle after {boots} boots"))]
     Unsettled {

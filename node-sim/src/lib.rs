@@ -40,6 +40,6 @@ pub mod health;
 pub mod record;
 
 pub use boot::{Node, partition_device};
-pub use create::{CreateSpec, create};
+pub use create::{CreateSpec, REBOOT_COMMAND, create};
 pub use error::{Error, Result};
 pub use record::{BootRecord, Outcome};

@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 use node_sim::{Node, Outcome};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use update_metadata::error::error_chain;
 
@@ -16,7 +16,8 @@ struct Args {
     /// The node's directory.
     #[arg(long, value_name = "DIR", global = true, default_value = ".")]
     sysroot: PathBuf,
-    /// The disk image (default: <sysroot>/dev/disk.img).
+    /// The disk image (default: <sysroot>/dev/disk.img; not with create, which always makes it
+    /// there).
     #[arg(long, value_name = "FILE", global = true)]
     disk: Option<PathBuf>,
     #[command(subcommand)]
@@ -50,7 +51,7 @@ enum Command {
         disk_mib: u64,
         /// The node's seed (0..2047); chosen at random on first use when absent.
         #[arg(long)]
-        seed: Option<u32>,
+        seed: Option<update_metadata::Seed>,
     },
     /// Power on and boot once.
     Boot {
@@ -102,6 +103,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> node_sim::Result<u8> {
+    // Every path absolute once, here: the health checks run in the sysroot and get it in
+    // TWINSET_SYSROOT, where a relative path would name something else.
+    let absolute = |path: &Path| {
+        std::path::absolute(path).map_err(|source| node_sim::Error::Absolute {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let sysroot = absolute(&args.sysroot)?;
+    let disk = args.disk.as_deref().map(absolute).transpose()?;
     if let Command::Create {
         metadata_url,
         targets_url,
@@ -113,11 +124,14 @@ fn run(args: Args) -> node_sim::Result<u8> {
         seed,
     } = args.command
     {
+        if let Some(disk) = disk {
+            return Err(node_sim::Error::CreateWithDisk { disk });
+        }
         let spec = node_sim::CreateSpec {
-            sysroot: args.sysroot.clone(),
+            sysroot,
             metadata_url,
             targets_url,
-            trusted_root: root,
+            trusted_root: absolute(&root)?,
             variant,
             arch,
             version,
@@ -133,7 +147,7 @@ fn run(args: Args) -> node_sim::Result<u8> {
         );
         return Ok(0);
     }
-    let node = Node::open(&args.sysroot, args.disk.as_deref())?;
+    let node = Node::open(&sysroot, disk.as_deref())?;
     match args.command {
         Command::Create { .. } => Ok(0),
         Command::Boot { json } => {

@@ -58,8 +58,14 @@ pub struct BootRecord {
     pub migration: Option<String>,
     /// Each health check.
     pub checks: Vec<CheckResult>,
-    /// The other set's version, when this boot is a fallback from its failed try.
+    /// The other set's version, when this boot is a fallback from its failed try: only on the
+    /// boot that falls back, once per failed try.
     pub fell_back_from: Option<String>,
+    /// The other set's version while it outranks this set with its try spent and never marked
+    /// (the fallback of some boot, this one or an earlier one, still holds); how the next boot
+    /// knows that fallback is recorded already.
+    #[serde(default)]
+    pub other_set_failed: Option<String>,
     /// When the boot ended.
     pub time: String,
 }

@@ -248,6 +248,109 @@ fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
 /// `node-sim create`: a node in `sysroot` running `version` of `world`'s repository, fetched
 /// from `urls` (metadata, targets).
 fn create(world: &World, sysroot: &Path, urls: &(String, String), version: &str) -> Output {
+    create_with(world, sysroot, urls, version, &[])
+}
+
+/// `node-sim boot --json` run from `cwd` with `--sysroot` given relative to it: the record.
+fn boot_relative(cwd: &Path, sysroot: &str) -> BootRecord {
+    let out = std::process::Command::new(testsys::binary("node-sim", "node-sim"))
+        .current_dir(cwd)
+        .args(["--sysroot", sysroot, "boot", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 10)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records: Vec<BootRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    records.pop().unwrap()
+}
+
+#[test]
+fn a_relative_sysroot_gives_the_health_checks_a_sysroot_they_can_use() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    // The check of docs/operations.md: it looks through TWINSET_SYSROOT from the sysroot.
+    let checks = "[[check]]\nname = \"settings readable\"\ncommand = [\"sh\", \"-c\", \"test -e \\\"$TWINSET_SYSROOT/var/lib/datastore/current\\\"\"]\n";
+    let (_, node, _) = world.first_node(checks);
+    // `cd <dir>; node-sim --sysroot node boot`.
+    let boot = boot_relative(world.dir.path(), "node");
+    assert_eq!(boot.outcome, Outcome::Healthy, "{boot:?}");
+    assert!(boot.checks.iter().all(|c| c.passed), "{boot:?}");
+    // On a set not marked yet, a failing check would force a needless fallback.
+    let second = world.release("1.1.0", checks, &[]);
+    stage(&node, &world.repo, &second);
+    let boot = boot_relative(world.dir.path(), "node");
+    assert_eq!(
+        (boot.outcome, boot.version.as_deref()),
+        (Outcome::Marked, Some("1.1.0")),
+        "{boot:?}"
+    );
+}
+
+#[test]
+fn a_created_node_reboots_by_booting_again_and_never_reboots_the_host() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.0.0", HEALTHY, &[]);
+    let server = HttpServer::serve(&world.repo.base()).unwrap();
+    let urls = world.repo.urls(&server.url());
+    let sysroot = world.dir.path().join("fresh");
+    ok(&create(&world, &sysroot, &urls, "1.0.0"));
+    assert_eq!(boot_record(&sysroot).version.as_deref(), Some("1.0.0"));
+    world.release("1.1.0", HEALTHY, &[]);
+    // A `systemctl` that only records that it was called, found first on PATH.
+    let bin = world.dir.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let called = world.dir.path().join("systemctl-called");
+    let fake = bin.join("systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", called.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = command(
+        "updog",
+        "updog",
+        &sysroot,
+        &["update", "--reboot", "--progress", "none"],
+    )
+    .env("PATH", path)
+    .output()
+    .unwrap();
+    ok(&out);
+    assert!(
+        !called.exists(),
+        "updog ran systemctl {}",
+        std::fs::read_to_string(&called).unwrap_or_default()
+    );
+    // The reboot is the next `node-sim boot`.
+    let boot = boot_record(&sysroot);
+    assert_eq!(
+        (boot.outcome, boot.version.as_deref()),
+        (Outcome::Marked, Some("1.1.0"))
+    );
+}
+
+/// [`create`] with `extra` arguments added.
+fn create_with(
+    world: &World,
+    sysroot: &Path,
+    urls: &(String, String),
+    version: &str,
+    extra: &[&str],
+) -> Output {
     let (metadata, targets) = urls;
     command("node-sim", "node-sim", sysroot, &["create"])
         .args(["--metadata-url", metadata, "--targets-url", targets])
@@ -261,6 +364,71 @@ fn create(world: &World, sysroot: &Path, urls: &(String, String), version: &str)
         ])
         .arg("--root")
         .arg(&world.repo.root_json)
+        .args(extra)
         .output()
         .unwrap()
+}
+
+#[test]
+fn create_refuses_bad_input_before_writing_anything() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    world.release("1.0.0", HEALTHY, &[]);
+    let server = HttpServer::serve(&world.repo.base()).unwrap();
+    let urls = world.repo.urls(&server.url());
+    let sysroot = world.dir.path().join("node");
+
+    // Each refusal: the exit code, and one line naming what was wrong; the sysroot never made.
+    let refused = |out: &Output, code: i32, names: &[&str]| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        for name in names {
+            assert!(first.contains(name), "{stderr}");
+        }
+        if code == 1 {
+            assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        }
+        assert!(!sysroot.exists(), "{stderr}: nothing written");
+    };
+    let out = create_with(&world, &sysroot, &urls, "1.0.0", &["--seed", "5000"]);
+    refused(&out, 2, &["5000", "0..=2047"]);
+    let out = create_with(&world, &sysroot, &urls, "1.0.0", &["--disk-mib", "10"]);
+    refused(&out, 1, &["10 MiB", "needs"]);
+    let bad_urls = ("not a url".to_string(), urls.1.clone());
+    let out = create_with(&world, &sysroot, &bad_urls, "1.0.0", &[]);
+    refused(&out, 1, &["--metadata-url", "not a url"]);
+    let image = world.dir.path().join("elsewhere.img");
+    let out = create_with(
+        &world,
+        &sysroot,
+        &urls,
+        "1.0.0",
+        &["--disk", image.to_str().unwrap()],
+    );
+    refused(&out, 1, &["--disk", "dev/disk.img"]);
+    assert!(!image.exists());
+
+    // A create that fails half-way (the repository has no 9.9.9) leaves the node's disk behind;
+    // the next create says what is there and how to start over.
+    let out = create_with(&world, &sysroot, &urls, "9.9.9", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let disk = sysroot.join("dev/disk.img");
+    assert!(disk.exists());
+    let out = create_with(&world, &sysroot, &urls, "1.0.0", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("Failed to").count(), 1, "{stderr}");
+    assert!(!stderr.contains("--force"), "{stderr}");
+    assert!(stderr.contains(&disk.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&format!("remove '{}'", sysroot.display())),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&sysroot).unwrap();
+    ok(&create_with(&world, &sysroot, &urls, "1.0.0", &[]));
+    assert_eq!(boot_record(&sysroot).version.as_deref(), Some("1.0.0"));
 }

@@ -174,3 +174,56 @@ fn a_failing_check_on_a_marked_set_is_reported_and_never_reboots() {
     );
     assert!(node.signpost().unwrap().flags(SetId::A).successful);
 }
+
+#[test]
+fn a_fallback_is_recorded_once_by_the_boot_that_falls_back() {
+    if !tools_present() {
+        return;
+    }
+    let (_world, node, boots) = fall_back_from(UNHEALTHY, false);
+    assert_eq!(boots[1].fell_back_from.as_deref(), Some("1.2.0"));
+    let sim = node_sim::Node::open(&node.sysroot, None).unwrap();
+    // The failed set keeps priority 2 with no tries left: later boots are no fallbacks.
+    for _ in 0..3 {
+        let boot = sim.boot().unwrap();
+        assert_eq!(
+            (boot.outcome, boot.fell_back_from.as_deref()),
+            (Outcome::Healthy, None),
+            "{boot:?}"
+        );
+    }
+    // A deleted failed-versions.json stays deleted: 1.2.0 may be offered again.
+    let failed = node.sysroot.join(node_sim::record::FAILED_VERSIONS);
+    std::fs::remove_file(&failed).unwrap();
+    for _ in 0..3 {
+        let boot = sim.boot().unwrap();
+        assert_eq!(boot.fell_back_from, None, "{boot:?}");
+        assert!(!failed.exists(), "boot {} wrote it again", boot.boot);
+    }
+}
+
+#[test]
+fn a_try_that_never_finished_is_recorded_as_a_fallback_once() {
+    if !tools_present() {
+        return;
+    }
+    let world = World::new();
+    let (_, node, sim) = world.first_node(HEALTHY);
+    assert_eq!(sim.boot().unwrap().outcome, Outcome::Healthy);
+    let bad = world.release("1.1.0", HEALTHY, &[]);
+    stage(&node, &world.repo, &bad);
+    // The try's boot chose set B and spent its try, then the power went: no record of it.
+    assert_eq!(node.signpost().unwrap().boot_select().unwrap(), SetId::B);
+    let boot = sim.boot().unwrap();
+    assert_eq!(
+        (boot.set.as_str(), boot.fell_back_from.as_deref()),
+        ("A", Some("1.1.0")),
+        "{boot:?}"
+    );
+    assert_eq!(
+        node_sim::record::failed_versions(&node.sysroot).unwrap(),
+        ["1.1.0"]
+    );
+    let boot = sim.boot().unwrap();
+    assert_eq!(boot.fell_back_from, None, "{boot:?}");
+}
