@@ -29,6 +29,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A variant or arch that is not a plain name (it would reach outside the repository).
+    #[snafu(display(
+        "Failed to use {flag} '{name}': it must be a non-empty name of ASCII letters, digits, '.', '_' and '-', not starting with '.'"
+    ))]
+    BadDirName {
+        /// The flag it was given with.
+        flag: &'static str,
+        /// What was given.
+        name: String,
+    },
+
     /// A file that must not be overwritten exists.
     #[snafu(display("Refusing to overwrite '{}': it already exists", path.display()))]
     Exists {
@@ -131,6 +142,19 @@ pub enum Error {
         keyid: String,
     },
 
+    /// A key id to remove that the root does not hold.
+    #[snafu(display(
+        "Failed to remove key id '{}' from '{}': the root holds no key with that id",
+        keyid.escape_debug(),
+        path.display()
+    ))]
+    NoSuchKey {
+        /// The root file.
+        path: PathBuf,
+        /// The key id given.
+        keyid: String,
+    },
+
     /// A role named on the command line is unknown.
     #[snafu(display("Unknown role '{role}': expected root, snapshot, targets or timestamp"))]
     UnknownRole {
@@ -214,6 +238,44 @@ pub enum Error {
         what: String,
         /// The file.
         path: PathBuf,
+    },
+
+    /// An image or compressed migration that is not an lz4 frame at all.
+    #[snafu(display("Failed to publish: {what} '{}' is not an lz4 frame: {reason}", path.display()))]
+    NotLz4 {
+        /// What the file is.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// An image or compressed migration that ends inside an lz4 frame.
+    #[snafu(display("Failed to publish: {what} '{}' is truncated: it ends inside an lz4 frame", path.display()))]
+    TruncatedLz4 {
+        /// What the file is.
+        what: String,
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// An image or compressed migration with an lz4 frame that does not decode.
+    #[snafu(display("Failed to publish: {what} '{}' is a corrupt lz4 frame: {reason}", path.display()))]
+    CorruptLz4 {
+        /// What the file is.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+
+    /// A declarative migration the node's migrator would refuse (its message names the file).
+    #[snafu(display("{source}"))]
+    Migration {
+        /// The migrator's refusal.
+        source: Box<migrator::Error>,
     },
 
     /// The release is already in the manifest.

@@ -4,15 +4,24 @@ use crate::error::{self, Result};
 use snafu::{ResultExt, ensure};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// A temporary file in `dir` that becomes a published file: created with mode 0666 less the
+/// umask, as any other new file is, so that a web server running as another user can read it
+/// (tempfile's own default is 0600).
+fn temp_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory, fsyncs it, renames
-/// it over `path` and fsyncs the directory.
+/// it over `path` and fsyncs the directory. The file gets mode 0666 less the umask.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent(path);
     std::fs::create_dir_all(dir).context(error::WriteFileSnafu { path: dir })?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).context(error::WriteFileSnafu { path })?;
+    let mut tmp = temp_in(dir).context(error::WriteFileSnafu { path })?;
     tmp.write_all(bytes)
         .context(error::WriteFileSnafu { path })?;
     tmp.as_file()
@@ -29,8 +38,7 @@ pub(crate) fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
     let dir = parent(dst);
     std::fs::create_dir_all(dir).context(error::WriteFileSnafu { path: dir })?;
     let mut input = File::open(src).context(error::ReadFileSnafu { path: src })?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).context(error::WriteFileSnafu { path: dst })?;
+    let mut tmp = temp_in(dir).context(error::WriteFileSnafu { path: dst })?;
     std::io::copy(&mut input, tmp.as_file_mut()).context(error::WriteFileSnafu { path: dst })?;
     tmp.as_file()
         .sync_all()

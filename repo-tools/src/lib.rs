@@ -33,6 +33,7 @@
 pub mod chunks;
 pub mod error;
 mod fsutil;
+mod inputs;
 pub mod keys;
 pub mod plot;
 pub mod publish;

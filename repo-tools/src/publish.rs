@@ -6,7 +6,6 @@ use crate::sign::{Expiries, Versions, sign_and_commit};
 use jiff::Timestamp;
 use semver::Version;
 use snafu::{OptionExt, ResultExt, ensure};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tough::Repository;
 use tough::editor::RepositoryEditor;
@@ -75,9 +74,50 @@ pub async fn publish(
     .await
 }
 
+/// Checks a release's files as a node will read them, reading each to its end: each exists,
+/// each image is one whole lz4 frame, and each declarative migration parses as the node's
+/// migrator parses it. `repo-tool publish` calls this before [`publish_chunked`]; the publish
+/// functions themselves take the files as opaque targets (tests publish stand-in images).
+pub fn check_inputs(release: &Release) -> Result<()> {
+    check_inputs_exist(release)?;
+    for (what, path) in images(release) {
+        crate::inputs::check_lz4(what, path, None)?;
+    }
+    for path in &release.migrations {
+        crate::inputs::check_migration(&migration_name(&release.version, path), path)?;
+    }
+    Ok(())
+}
+
+/// The images of a release, each with what it is.
+fn images(release: &Release) -> [(&'static str, &PathBuf); 3] {
+    [
+        ("boot image", &release.boot),
+        ("root image", &release.root),
+        ("hash image", &release.hash),
+    ]
+}
+
+fn check_inputs_exist(release: &Release) -> Result<()> {
+    for (what, path) in images(release)
+        .into_iter()
+        .chain(release.migrations.iter().map(|m| ("migration", m)))
+    {
+        ensure!(
+            path.is_file(),
+            error::MissingInputSnafu {
+                what,
+                path: path.clone()
+            }
+        );
+    }
+    Ok(())
+}
+
 /// [`publish`], and with `chunk_size`, each image is also cut into chunks of that many bytes:
 /// its chunk file and chunk index become targets and the update's `chunk_indexes` names the
-/// indexes (docs/formats.md, "Chunk index").
+/// indexes (docs/formats.md, "Chunk index"). The targets are copied into the repository only
+/// once the new metadata is signed, so a publish refused on the way adds none.
 #[allow(clippy::too_many_arguments)]
 pub async fn publish_chunked(
     repo_dir: &RepoDir,
@@ -98,22 +138,7 @@ pub async fn publish_chunked(
             error::BadChunkSizeSnafu { chunk_size: size }
         );
     }
-    for (what, path) in [
-        ("boot image", &release.boot),
-        ("root image", &release.root),
-        ("hash image", &release.hash),
-    ]
-    .into_iter()
-    .chain(release.migrations.iter().map(|m| ("migration", m)))
-    {
-        ensure!(
-            path.is_file(),
-            error::MissingInputSnafu {
-                what,
-                path: path.clone()
-            }
-        );
-    }
+    check_inputs_exist(release)?;
     // Keys first: a refused publish writes nothing, not even content-addressed targets.
     let signing_root = match repo_dir.latest_root()? {
         Some(_) => None,
@@ -157,23 +182,20 @@ pub async fn publish_chunked(
             version: release.version.to_string()
         }
     );
+    // Targets are hashed and named in the edit now, and copied into the targets directory only
+    // once it is signed: a publish refused on the way adds nothing there.
+    let mut staged = Staged::new()?;
     let prefix = format!("{variant}-{arch}-{}", release.version);
     let mut image_names = Vec::new();
     let mut index_names = Vec::new();
     for path in [&release.boot, &release.root, &release.hash] {
         let name = format!("{prefix}-{}", file_name(path));
-        let (target_name, target) = repo_dir.add_target_file(path, &name).await?;
-        add_target(&mut editor, target_name, target)?;
+        staged.add(&mut editor, path, &name).await?;
         image_names.push(manifest_name(&name)?);
         if let Some(size) = chunk_size {
-            let scratch = tempfile::tempdir().context(error::WriteFileSnafu {
-                path: std::env::temp_dir(),
-            })?;
-            let made = crate::chunks::chunk_image(path, &name, size, scratch.path())?;
+            let made = crate::chunks::chunk_image(path, &name, size, &staged.scratch_dir()?)?;
             for file in [&made.chunk_file, &made.index_file] {
-                let (target_name, target) =
-                    repo_dir.add_target_file(file, &file_name(file)).await?;
-                add_target(&mut editor, target_name, target)?;
+                staged.add(&mut editor, file, &file_name(file)).await?;
             }
             index_names.push(manifest_name(&file_name(&made.index_file))?);
         }
@@ -198,12 +220,11 @@ pub async fn publish_chunked(
     if let Some(from) = from {
         let mut names = Vec::new();
         for path in &release.migrations {
-            let name = format!("migrate_v{}_{}", release.version, lz4_name(path));
-            let compressed = compressed_copy(path)?;
-            let (target_name, target) = repo_dir
-                .add_target_file(compressed.as_deref().unwrap_or(path), &name)
+            let name = migration_name(&release.version, path);
+            let compressed = compressed_copy(path, &staged.scratch_dir()?.join(&name))?;
+            staged
+                .add(&mut editor, compressed.as_deref().unwrap_or(path), &name)
                 .await?;
-            add_target(&mut editor, target_name, target)?;
             names.push(
                 MigrationName::new(name.as_str()).context(error::ManifestSnafu {
                     action: format!("name migration '{name}' in"),
@@ -224,17 +245,17 @@ pub async fn publish_chunked(
         manifest.set_max_version(variant, arch, max_version);
     }
 
-    write_manifest(repo_dir, &mut editor, &manifest).await?;
-    sign_and_commit(
-        repo_dir,
-        editor,
-        previous.as_ref(),
-        None,
-        key_files,
-        expiries,
-        now,
-    )
-    .await
+    staged.add_manifest(&mut editor, &manifest).await?;
+    staged
+        .commit(
+            repo_dir,
+            editor,
+            previous.as_ref(),
+            key_files,
+            expiries,
+            now,
+        )
+        .await
 }
 
 /// A change to a published release.
@@ -304,17 +325,18 @@ pub async fn change(
                 })?;
         }
     }
-    write_manifest(repo_dir, &mut editor, &manifest).await?;
-    sign_and_commit(
-        repo_dir,
-        editor,
-        previous.as_ref(),
-        None,
-        key_files,
-        expiries,
-        now,
-    )
-    .await
+    let mut staged = Staged::new()?;
+    staged.add_manifest(&mut editor, &manifest).await?;
+    staged
+        .commit(
+            repo_dir,
+            editor,
+            previous.as_ref(),
+            key_files,
+            expiries,
+            now,
+        )
+        .await
 }
 
 /// The waves for a spec; pausing freezes `current` at `now`.
@@ -361,21 +383,80 @@ pub async fn load_manifest(repo: Option<&Repository>) -> Result<Manifest> {
     }
 }
 
-async fn write_manifest(
-    repo_dir: &RepoDir,
-    editor: &mut RepositoryEditor,
-    manifest: &Manifest,
-) -> Result<()> {
-    let json = manifest.to_json().context(error::ManifestSnafu {
-        action: "serialise",
-    })?;
-    let mut file = tempfile::NamedTempFile::new().context(error::WriteFileSnafu {
-        path: std::env::temp_dir(),
-    })?;
-    file.write_all(json.as_bytes())
-        .context(error::WriteFileSnafu { path: file.path() })?;
-    let (name, target) = repo_dir.add_target_file(file.path(), MANIFEST).await?;
-    add_target(editor, name, target)
+/// Files an edit names as targets, not yet copied into the repository's targets directory, and
+/// a scratch directory for those made on the way (chunks, compressed migrations, the manifest).
+#[derive(Debug)]
+struct Staged {
+    /// Each file, its target name and its entry.
+    files: Vec<(PathBuf, String, tough::schema::Target)>,
+    /// Removed when the edit is committed or refused.
+    scratch: tempfile::TempDir,
+    /// Directories made in `scratch`.
+    dirs: usize,
+}
+
+impl Staged {
+    fn new() -> Result<Staged> {
+        let scratch = tempfile::tempdir().context(error::WriteFileSnafu {
+            path: std::env::temp_dir(),
+        })?;
+        Ok(Staged {
+            files: Vec::new(),
+            scratch,
+            dirs: 0,
+        })
+    }
+
+    /// A new directory in the scratch directory: a file made there keeps the bytes it was
+    /// hashed with until it is copied, whatever the name of the next one.
+    fn scratch_dir(&mut self) -> Result<PathBuf> {
+        self.dirs += 1;
+        let dir = self.scratch.path().join(self.dirs.to_string());
+        std::fs::create_dir(&dir).context(error::WriteFileSnafu { path: &dir })?;
+        Ok(dir)
+    }
+
+    /// Hashes `src` and adds it to the edit as target `name`.
+    async fn add(&mut self, editor: &mut RepositoryEditor, src: &Path, name: &str) -> Result<()> {
+        let (target_name, target) = repo::target_entry(src, name).await?;
+        add_target(editor, target_name, target.clone())?;
+        self.files
+            .push((src.to_path_buf(), name.to_string(), target));
+        Ok(())
+    }
+
+    /// Writes the manifest into the scratch directory and adds it to the edit.
+    async fn add_manifest(
+        &mut self,
+        editor: &mut RepositoryEditor,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let json = manifest.to_json().context(error::ManifestSnafu {
+            action: "serialise",
+        })?;
+        let path = self.scratch_dir()?.join(MANIFEST);
+        std::fs::write(&path, json.as_bytes()).context(error::WriteFileSnafu { path: &path })?;
+        self.add(editor, &path, MANIFEST).await
+    }
+
+    /// Signs the edit, copies the targets, then writes the metadata ([`RepoDir::commit`]).
+    async fn commit(
+        self,
+        repo_dir: &RepoDir,
+        editor: RepositoryEditor,
+        previous: Option<&Repository>,
+        key_files: &[PathBuf],
+        expiries: Expiries,
+        now: Timestamp,
+    ) -> Result<Versions> {
+        let (signed, versions) =
+            crate::sign::sign(repo_dir, editor, previous, None, key_files, expiries, now).await?;
+        for (src, name, target) in &self.files {
+            repo_dir.copy_target(src, name, target)?;
+        }
+        repo_dir.commit(&signed).await?;
+        Ok(versions)
+    }
 }
 
 fn add_target(
@@ -415,24 +496,27 @@ fn lz4_name(path: &Path) -> String {
     }
 }
 
-/// Compresses a migration that is not lz4 yet into a temporary file (lz4 frame format).
-fn compressed_copy(path: &Path) -> Result<Option<tempfile::TempPath>> {
+/// The target name of a migration of `version`: `migrate_v<version>_<file name>`, with `.lz4`
+/// added unless the file is compressed already.
+fn migration_name(version: &Version, path: &Path) -> String {
+    format!("migrate_v{version}_{}", lz4_name(path))
+}
+
+/// Compresses a migration that is not lz4 yet into `out` (lz4 frame format); returns where the
+/// compressed migration is, `None` when the file is compressed already.
+fn compressed_copy(path: &Path, out: &Path) -> Result<Option<PathBuf>> {
     if file_name(path).ends_with(".lz4") {
         return Ok(None);
     }
     let mut input = std::fs::File::open(path).context(error::ReadFileSnafu { path })?;
-    let out = tempfile::NamedTempFile::new().context(error::WriteFileSnafu {
-        path: std::env::temp_dir(),
-    })?;
-    let mut encoder = lz4_flex::frame::FrameEncoder::new(out);
+    let file = std::fs::File::create(out).context(error::WriteFileSnafu { path: out })?;
+    let mut encoder = lz4_flex::frame::FrameEncoder::new(file);
     std::io::copy(&mut input, &mut encoder).context(error::ReadFileSnafu { path })?;
-    let out = encoder
+    encoder
         .finish()
         .map_err(std::io::Error::other)
-        .context(error::WriteFileSnafu {
-            path: std::env::temp_dir(),
-        })?;
-    Ok(Some(out.into_temp_path()))
+        .context(error::WriteFileSnafu { path: out })?;
+    Ok(Some(out.to_path_buf()))
 }
 
 /// Copies a signed root into a new repository as `N.root.json`, after checking it meets its own

@@ -14,7 +14,7 @@
 use crate::error::{self, Result};
 use crate::fsutil;
 use futures_util::StreamExt;
-use snafu::{OptionExt, ResultExt};
+use snafu::{OptionExt, ResultExt, ensure};
 use std::path::{Path, PathBuf};
 use tough::editor::RepositoryEditor;
 use tough::editor::signed::SignedRepository;
@@ -22,25 +22,77 @@ use tough::schema::Target;
 use tough::{ExpirationEnforcement, Repository, RepositoryLoader, TargetName};
 use url::Url;
 
+/// A variant or an architecture: one directory level of the repository's layout, so a plain name
+/// that cannot reach outside it or hide: non-empty, ASCII letters, digits, `.`, `_` and `-`, not
+/// starting with `.`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DirName(String);
+
+impl DirName {
+    /// Parses `name`, given with the command-line flag `flag` (`--variant`, `--arch`) that a
+    /// refusal names.
+    pub fn parse(flag: &'static str, name: &str) -> Result<DirName> {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        ensure!(
+            plain && !name.is_empty() && !name.starts_with('.'),
+            error::BadDirNameSnafu {
+                flag,
+                name: name.escape_debug().to_string(),
+            }
+        );
+        Ok(DirName(name.to_string()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DirName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<Path> for DirName {
+    fn as_ref(&self) -> &Path {
+        Path::new(&self.0)
+    }
+}
+
 /// Where a repository for one variant and arch lives.
 #[derive(Debug, Clone)]
 pub struct RepoDir {
     /// The directory served as the repository's base.
     pub base: PathBuf,
     /// The variant (e.g. `aws-k8s-1.31`).
-    pub variant: String,
+    pub variant: DirName,
     /// The architecture (e.g. `x86_64`).
-    pub arch: String,
+    pub arch: DirName,
 }
 
 impl RepoDir {
-    /// A repository for `variant`/`arch` under `base`.
-    pub fn new(base: impl Into<PathBuf>, variant: &str, arch: &str) -> Self {
-        Self {
+    /// A repository for `variant`/`arch` under `base`; refuses a variant or arch that is not a
+    /// [`DirName`], naming its flag (`--variant`, `--arch`).
+    pub fn parse(base: impl Into<PathBuf>, variant: &str, arch: &str) -> Result<Self> {
+        Ok(Self {
             base: base.into(),
-            variant: variant.to_string(),
-            arch: arch.to_string(),
-        }
+            variant: DirName::parse("--variant", variant)?,
+            arch: DirName::parse("--arch", arch)?,
+        })
+    }
+
+    /// A repository for a variant and arch fixed in code (tests, harnesses); names from input go
+    /// through [`RepoDir::parse`].
+    ///
+    /// # Panics
+    ///
+    /// If `variant` or `arch` is not a [`DirName`].
+    pub fn new(base: impl Into<PathBuf>, variant: &str, arch: &str) -> Self {
+        Self::parse(base, variant, arch).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `<base>/<variant>/<arch>`: the metadata.
@@ -163,18 +215,20 @@ impl RepoDir {
     /// Copies a file into the shared targets directory as `<sha256>.<name>` (first, before any
     /// metadata names it) and returns the target entry for the editor.
     pub async fn add_target_file(&self, src: &Path, name: &str) -> Result<(TargetName, Target)> {
-        let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
-        let target = Target::from_path(src)
-            .await
-            .context(error::ToughSchemaSnafu {
-                action: format!("hash target file '{}'", src.display()),
-            })?;
+        let (target_name, target) = target_entry(src, name).await?;
+        self.copy_target(src, name, &target)?;
+        Ok((target_name, target))
+    }
+
+    /// Copies `src`, hashed as `target`, into the shared targets directory as
+    /// `<sha256>.<name>`, unless it is there already.
+    pub fn copy_target(&self, src: &Path, name: &str, target: &Target) -> Result<()> {
         let sha = hex::encode(target.hashes.sha256.as_ref() as &[u8]);
         let dst = self.targets_dir().join(format!("{sha}.{name}"));
         if !dst.is_file() {
             fsutil::copy_atomic(src, &dst)?;
         }
-        Ok((target_name, target))
+        Ok(())
     }
 
     /// Writes signed metadata in the order that keeps every reader safe: the root (if new),
@@ -223,6 +277,18 @@ impl RepoDir {
         }
         Ok(())
     }
+}
+
+/// The target entry of a file (its length and hashes) under `name`, for the editor; nothing is
+/// copied.
+pub async fn target_entry(src: &Path, name: &str) -> Result<(TargetName, Target)> {
+    let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
+    let target = Target::from_path(src)
+        .await
+        .context(error::ToughSchemaSnafu {
+            action: format!("hash target file '{}'", src.display()),
+        })?;
+    Ok((target_name, target))
 }
 
 /// Loads a repository from any metadata and targets URL (file:// or, where tough was built with
@@ -295,4 +361,35 @@ fn dir_url(dir: &Path) -> Result<Url> {
         url.set_path(&format!("{}/", url.path()));
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn variants_and_arches_are_plain_names() {
+        for name in [
+            "aws-k8s-1.31",
+            "x86_64",
+            "aarch64",
+            "metal-dev",
+            "a",
+            "v1..2",
+        ] {
+            assert_eq!(DirName::parse("--variant", name).unwrap().as_str(), name);
+        }
+        for name in [
+            "", ".", "..", ".hidden", "a/b", "../x", "a b", "a\nb", "é", "a\\b",
+        ] {
+            let err = DirName::parse("--arch", name).unwrap_err().to_string();
+            assert!(err.starts_with("Failed to use --arch '"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let dir = RepoDir::parse("repo", "aws-k8s-1.31", "x86_64").unwrap();
+        assert_eq!(dir.metadata_dir(), Path::new("repo/aws-k8s-1.31/x86_64"));
+        let err = RepoDir::parse("repo", "demo", "").unwrap_err().to_string();
+        assert!(err.starts_with("Failed to use --arch '': "), "{err}");
+    }
 }

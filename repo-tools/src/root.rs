@@ -107,9 +107,16 @@ pub fn add_key(path: &Path, key: &Path, roles: &[RoleType]) -> Result<String> {
 }
 
 /// Removes a key (by key id in hex) from `roles`, or from every role and the key list when
-/// `roles` is empty.
+/// `roles` is empty. Refuses, changing nothing, an id the root holds neither in its key list nor
+/// in any role.
 pub fn remove_key(path: &Path, keyid: &str, roles: &[RoleType]) -> Result<()> {
     edit(path, |root| {
+        let held = root.keys.keys().any(|id| keys::hex_id(id) == keyid)
+            || root
+                .roles
+                .values()
+                .any(|k| k.keyids.iter().any(|id| keys::hex_id(id) == keyid));
+        ensure!(held, error::NoSuchKeySnafu { path, keyid });
         let every = roles.is_empty();
         for (role, keys) in &mut root.roles {
             if every || roles.contains(role) {

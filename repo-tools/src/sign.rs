@@ -10,6 +10,7 @@ use snafu::{ResultExt, ensure};
 use std::path::PathBuf;
 use tough::Repository;
 use tough::editor::RepositoryEditor;
+use tough::editor::signed::SignedRepository;
 use tough::schema::RoleType;
 
 /// When the re-signed roles expire.
@@ -54,13 +55,38 @@ pub struct Versions {
 /// missing key is reported by role, and nothing is written unless signing succeeded.
 pub async fn sign_and_commit(
     repo_dir: &RepoDir,
-    mut editor: RepositoryEditor,
+    editor: RepositoryEditor,
     previous: Option<&Repository>,
     signing_root: Option<&std::path::Path>,
     key_files: &[PathBuf],
     expiries: Expiries,
     now: Timestamp,
 ) -> Result<Versions> {
+    let (signed, versions) = sign(
+        repo_dir,
+        editor,
+        previous,
+        signing_root,
+        key_files,
+        expiries,
+        now,
+    )
+    .await?;
+    repo_dir.commit(&signed).await?;
+    Ok(versions)
+}
+
+/// [`sign_and_commit`] without the commit: signs the edit and writes nothing, so that a caller
+/// can copy the targets the edit names first.
+pub(crate) async fn sign(
+    repo_dir: &RepoDir,
+    mut editor: RepositoryEditor,
+    previous: Option<&Repository>,
+    signing_root: Option<&std::path::Path>,
+    key_files: &[PathBuf],
+    expiries: Expiries,
+    now: Timestamp,
+) -> Result<(SignedRepository, Versions)> {
     let rules = signing_rules(repo_dir, signing_root)?;
     let root_version = rules.signed.version.get();
     check_signing_keys(&rules.signed, key_files, root_version)?;
@@ -98,11 +124,13 @@ pub async fn sign_and_commit(
                 repo_dir.metadata_dir().display()
             ),
         })?;
-    repo_dir.commit(&signed).await?;
-    Ok(Versions {
-        metadata: version.get(),
-        root: root_version,
-    })
+    Ok((
+        signed,
+        Versions {
+            metadata: version.get(),
+            root: root_version,
+        },
+    ))
 }
 
 /// Checks, before anything is written, that `key_files` can sign under `signing_root` (default:

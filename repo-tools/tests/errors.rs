@@ -134,7 +134,7 @@ fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
 
     extra.extend(["--key", "keys/timestamp-2.pem"]);
     // The first release has nothing to migrate from.
-    std::fs::write(dir.join("add-motd.json"), b"{}\n").unwrap();
+    std::fs::write(dir.join("add-motd.json"), b"{\"operations\": []}\n").unwrap();
     let mut with_migration = extra.clone();
     with_migration.extend(["--migration", "add-motd.json"]);
     refused(
@@ -447,4 +447,299 @@ fn a_reader_never_sees_a_half_written_publish() {
     assert_eq!(seen.first(), Some(&2), "{seen:?}");
     assert_eq!(seen.last(), Some(&6), "{seen:?}");
     eprintln!("{loads} consistent loads during 4 publishes, saw {seen:?} updates");
+}
+
+#[test]
+fn a_variant_or_arch_that_is_not_a_plain_name_is_refused_by_every_verb() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    keys_and_root(dir, "ed25519");
+    fake_images(dir, "1.0.0");
+    let publish = |variant: &str, arch: &str| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "publish",
+            "--repo",
+            "repo",
+            "--variant",
+            variant,
+            "--arch",
+            arch,
+            "--root",
+            "root.json",
+            "--version",
+            "1.0.0",
+            "--no-waves",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (flag, file) in [
+            ("--boot-image", "boot.ext4.lz4"),
+            ("--root-image", "root.ext4.lz4"),
+            ("--hash-image", "root.verity.lz4"),
+        ] {
+            args.push(flag.to_string());
+            args.push(format!("images/1.0.0/{file}"));
+        }
+        args.extend(SIGN.iter().map(|s| s.to_string()));
+        args
+    };
+    for (variant, arch, flag, value) in [
+        ("../escape", "x86_64", "--variant", "../escape"),
+        ("", "x86_64", "--variant", ""),
+        (".hidden", "x86_64", "--variant", ".hidden"),
+        ("demo", "x86/64", "--arch", "x86/64"),
+        ("demo", "..", "--arch", ".."),
+        ("demo", "x86 64", "--arch", "x86 64"),
+    ] {
+        let line = refused(
+            dir,
+            &strs(&publish(variant, arch)),
+            &format!("Failed to use {flag} '{value}': "),
+        );
+        assert!(line.contains("ASCII letters, digits"), "{line}");
+    }
+    assert!(!dir.join("escape").exists());
+    assert!(!dir.join("repo").exists());
+
+    // Every verb that takes them parses them the same way.
+    ok(dir, &strs(&publish("demo", "x86_64")));
+    let bad = ["--repo", "repo", "--variant", "../demo", "--arch", "x86_64"];
+    for verb in [
+        &["refresh"][..],
+        &["validate"],
+        &["check-expirations"],
+        &["waves", "plot"],
+        &["release", "pull", "--version", "1.0.0"],
+        &["release", "set-max-version", "--max-version", "1.0.0"],
+        &["release", "waves", "--version", "1.0.0", "--no-waves"],
+        &["root", "rotate", "--new-root", "root.json"],
+    ] {
+        let mut args = verb.to_vec();
+        args.extend(bad);
+        if !["validate", "check-expirations", "waves"].contains(&verb[0]) {
+            args.extend(SIGN);
+        }
+        refused(dir, &args, "Failed to use --variant '../demo': ");
+    }
+    validate_ok(dir);
+}
+
+#[test]
+fn removing_a_key_the_root_does_not_hold_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    keys_and_root(dir, "ed25519");
+    let unknown = "ab".repeat(32);
+    let signed = std::fs::read_to_string(dir.join("root.json")).unwrap();
+    for roles in [&[][..], &["--role", "targets"]] {
+        let mut args = vec!["root", "remove-key", "root.json", "--key-id", &unknown];
+        args.extend(roles);
+        let line = refused(
+            dir,
+            &args,
+            &format!("Failed to remove key id '{unknown}' from 'root.json': "),
+        );
+        assert!(line.contains("no key with that id"), "{line}");
+    }
+    // The signatures are still there: the root is as usable as before.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("root.json")).unwrap(),
+        signed
+    );
+    let shown = ok(dir, &["root", "show", "root.json"]);
+    assert!(shown.contains("2 signature(s)"), "{shown}");
+}
+
+#[test]
+fn images_that_are_not_whole_lz4_frames_are_refused_before_anything_is_written() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    let images = dir.join("images/1.2.0");
+    let fresh = || fake_images(dir, "1.2.0");
+    let publish = |extra: &[&str]| {
+        let mut extra = extra.to_vec();
+        extra.extend(SIGN);
+        publish_args("1.2.0", &extra)
+    };
+
+    // A text file, with and without chunks.
+    fresh();
+    std::fs::write(images.join("boot.ext4.lz4"), "not an image\n".repeat(100)).unwrap();
+    for extra in [&["--no-chunks"][..], &[]] {
+        let line = refused(
+            dir,
+            &strs(&publish(extra)),
+            "Failed to publish: boot image 'images/1.2.0/boot.ext4.lz4' is not an lz4 frame",
+        );
+        assert!(!line.contains("WrongMagicNumber"), "{line}");
+    }
+    // An empty file.
+    fresh();
+    std::fs::write(images.join("root.verity.lz4"), b"").unwrap();
+    refused(
+        dir,
+        &strs(&publish(&[])),
+        "Failed to publish: hash image 'images/1.2.0/root.verity.lz4' is not an lz4 frame: it is empty",
+    );
+    // Cut inside a block, and cut at a block boundary (its end mark missing): the frame decoder
+    // alone would take the second for a whole image.
+    for cut in [100, 4] {
+        fresh();
+        let path = images.join("root.ext4.lz4");
+        let bytes = std::fs::read(&path).unwrap();
+        let keep = if cut == 4 { bytes.len() - 4 } else { cut };
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        refused(
+            dir,
+            &strs(&publish(&["--no-chunks"])),
+            "Failed to publish: root image 'images/1.2.0/root.ext4.lz4' is truncated: it ends inside an lz4 frame",
+        );
+    }
+    // A damaged frame header, and bytes after the last frame.
+    fresh();
+    flip_byte(&images.join("root.ext4.lz4"), 4);
+    refused(
+        dir,
+        &strs(&publish(&[])),
+        "Failed to publish: root image 'images/1.2.0/root.ext4.lz4' is a corrupt lz4 frame: ",
+    );
+    fresh();
+    let path = images.join("boot.ext4.lz4");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"trailing");
+    std::fs::write(&path, bytes).unwrap();
+    refused(
+        dir,
+        &strs(&publish(&[])),
+        "Failed to publish: boot image 'images/1.2.0/boot.ext4.lz4' is a corrupt lz4 frame: ",
+    );
+
+    // A second frame: a node stops at the end of the first.
+    fresh();
+    let path = images.join("boot.ext4.lz4");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&bytes.clone());
+    std::fs::write(&path, bytes).unwrap();
+    let line = refused(
+        dir,
+        &strs(&publish(&[])),
+        "Failed to publish: boot image 'images/1.2.0/boot.ext4.lz4' is a corrupt lz4 frame: ",
+    );
+    assert!(
+        line.ends_with("more data follows the end of its lz4 frame"),
+        "{line}"
+    );
+
+    fresh();
+    ok(dir, &strs(&publish(&[])));
+    validate_ok(dir);
+}
+
+#[test]
+fn a_publish_refused_after_its_inputs_are_read_adds_no_targets() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    fake_images(dir, "1.2.0");
+    // Names that pass every check on the inputs but not the manifest's: the boot image and
+    // its chunks were copied into repo/targets/ before the root image's name was refused.
+    std::fs::rename(
+        dir.join("images/1.2.0/root.ext4.lz4"),
+        dir.join("images/1.2.0/root..ext4.lz4"),
+    )
+    .unwrap();
+    let mut args = publish_args("1.2.0", &SIGN);
+    for arg in &mut args {
+        if arg.ends_with("root.ext4.lz4") {
+            *arg = "images/1.2.0/root..ext4.lz4".to_string();
+        }
+    }
+    refused(dir, &strs(&args), "Failed to name image ");
+    std::fs::rename(
+        dir.join("images/1.2.0/root..ext4.lz4"),
+        dir.join("images/1.2.0/root.ext4.lz4"),
+    )
+    .unwrap();
+    // And a migration's, after all three images were copied.
+    std::fs::write(
+        dir.join("migrations/add..motd.json"),
+        b"{\"operations\": []}\n",
+    )
+    .unwrap();
+    let mut extra = vec!["--migration", "migrations/add..motd.json"];
+    extra.extend(SIGN);
+    refused(
+        dir,
+        &strs(&publish_args("1.2.0", &extra)),
+        "Failed to name migration ",
+    );
+    ok(dir, &strs(&publish_args("1.2.0", &SIGN)));
+    validate_ok(dir);
+}
+
+#[test]
+fn a_declarative_migration_that_does_not_parse_is_refused_at_publish() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    fake_images(dir, "1.2.0");
+    let lz4 = |bytes: &[u8]| {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut enc, bytes).unwrap();
+        enc.finish().unwrap()
+    };
+    let unknown_field = b"{\"operations\": [], \"descripton\": \"typo\"}\n";
+    std::fs::write(dir.join("migrations/typo.json"), unknown_field).unwrap();
+    std::fs::write(dir.join("migrations/typo.json.lz4"), lz4(unknown_field)).unwrap();
+    std::fs::write(
+        dir.join("migrations/same.json"),
+        b"{\"operations\": [{\"op\": \"replace\", \"key\": \"settings.motd\", \"new\": 1, \"old\": 1}]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("migrations/bad.json.lz4"),
+        b"{\"operations\": []}\n",
+    )
+    .unwrap();
+    for (file, starts, has) in [
+        (
+            "migrations/typo.json",
+            "Failed to parse declarative migration 'migrations/typo.json': ",
+            "unknown field `descripton`",
+        ),
+        (
+            "migrations/typo.json.lz4",
+            "Failed to parse declarative migration 'migrations/typo.json.lz4': ",
+            "unknown field `descripton`",
+        ),
+        (
+            "migrations/same.json",
+            "Failed to validate declarative migration 'migrations/same.json': ",
+            "operation 1",
+        ),
+        (
+            "migrations/bad.json.lz4",
+            "Failed to publish: migration 'migrations/bad.json.lz4' is not an lz4 frame",
+            "",
+        ),
+    ] {
+        // After a migration that is fine, so the refusal is not just of the first one.
+        let mut extra = vec![
+            "--migration",
+            "migrations/add-motd.json",
+            "--migration",
+            file,
+        ];
+        extra.extend(SIGN);
+        let line = refused(dir, &strs(&publish_args("1.2.0", &extra)), starts);
+        assert!(line.contains(has), "{line}");
+    }
+    // An executable migration is the node's to run: its bytes are not read as a document.
+    std::fs::write(dir.join("migrations/rename-ntp"), b"#!/bin/sh\nexit 0\n").unwrap();
+    let mut extra = vec!["--migration", "migrations/rename-ntp"];
+    extra.extend(SIGN);
+    ok(dir, &strs(&publish_args("1.2.0", &extra)));
+    validate_ok(dir);
 }

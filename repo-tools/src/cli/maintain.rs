@@ -21,7 +21,7 @@ pub(super) struct RefreshArgs {
 impl RefreshArgs {
     pub(super) async fn run(self) -> Result<()> {
         let now = now();
-        let dir = self.repo.dir();
+        let dir = self.repo.dir()?;
         let (editor, previous) = dir.editor(self.repo.trusted_root.as_deref()).await?;
         let written = sign_and_commit(
             &dir,
@@ -71,11 +71,11 @@ impl ValidateArgs {
                 validate::validate(root, metadata, targets).await?
             }
             _ => {
-                let dir = repo_tools::repo::RepoDir::new(
+                let dir = repo_tools::repo::RepoDir::parse(
                     self.repo.unwrap_or_default(),
                     self.variant.as_deref().unwrap_or_default(),
                     self.arch.as_deref().unwrap_or_default(),
-                );
+                )?;
                 validate::validate_dir(&dir, self.trusted_root.as_deref()).await?
             }
         };
@@ -99,8 +99,8 @@ pub(super) struct CheckExpirationsArgs {
 impl CheckExpirationsArgs {
     pub(super) async fn run(self) -> Result<()> {
         let now = now();
-        let roles =
-            validate::expirations(&self.repo.dir(), self.repo.trusted_root.as_deref()).await?;
+        let dir = self.repo.dir()?;
+        let roles = validate::expirations(&dir, self.repo.trusted_root.as_deref()).await?;
         for (role, expires) in &roles {
             println!("{role:<9} expires {expires}");
         }
@@ -126,19 +126,19 @@ pub(super) enum WavesCommand {
 impl WavesCommand {
     pub(super) async fn run(self) -> Result<()> {
         let WavesCommand::Plot { repo, version, svg } = self;
-        let dir = repo.dir();
+        let dir = repo.dir()?;
         let trusted = dir.trusted_root(repo.trusted_root.as_deref())?;
         let loaded = dir.load(&trusted, ExpirationEnforcement::Unsafe).await?;
         let manifest = load_manifest(Some(&loaded)).await?;
         let update = manifest
             .updates()
             .iter()
-            .filter(|u| u.is_for(&dir.variant, &dir.arch))
+            .filter(|u| u.is_for(dir.variant.as_str(), dir.arch.as_str()))
             .filter(|u| version.as_ref().is_none_or(|v| *v == u.version))
             .max_by(|a, b| a.version.cmp(&b.version))
             .ok_or_else(|| repo_tools::Error::NoSuchRelease {
-                variant: dir.variant.clone(),
-                arch: dir.arch.clone(),
+                variant: dir.variant.to_string(),
+                arch: dir.arch.to_string(),
                 version: version.map_or("(any)".to_string(), |v| v.to_string()),
             })?;
         println!("{} {} {}", update.variant, update.arch, update.version);

@@ -79,8 +79,10 @@ struct RepoArgs {
 }
 
 impl RepoArgs {
-    fn dir(&self) -> RepoDir {
-        RepoDir::new(&self.repo, &self.variant, &self.arch)
+    /// The repository; refuses a variant or arch that is not a plain name, before anything is
+    /// read or written.
+    fn dir(&self) -> Result<RepoDir> {
+        RepoDir::parse(&self.repo, &self.variant, &self.arch)
     }
 }
 

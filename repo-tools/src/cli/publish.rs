@@ -92,6 +92,7 @@ impl WaveArgs {
 
 impl PublishArgs {
     pub(super) async fn run(self) -> Result<()> {
+        let dir = self.repo.dir()?;
         let now = now();
         let release = Release {
             version: self.version,
@@ -103,8 +104,9 @@ impl PublishArgs {
             max_version: self.max_version,
             waves: self.waves.spec()?,
         };
+        publish::check_inputs(&release)?;
         let written = publish::publish_chunked(
-            &self.repo.dir(),
+            &dir,
             self.root.as_deref(),
             self.repo.trusted_root.as_deref(),
             &release,
@@ -191,7 +193,7 @@ impl ReleaseCommand {
             }
         };
         let written = publish::change(
-            &repo.dir(),
+            &repo.dir()?,
             repo.trusted_root.as_deref(),
             &change,
             &sign.keys,

@@ -137,7 +137,7 @@ impl RootCommand {
             } => {
                 let now = now();
                 let (version, written) = repo_tools::publish::rotate_root(
-                    &repo.dir(),
+                    &repo.dir()?,
                     repo.trusted_root.as_deref(),
                     &new_root,
                     &sign.keys,

@@ -246,3 +246,28 @@ pub fn flip_byte(path: &Path, offset: usize) {
     bytes[offset] ^= 1;
     std::fs::write(path, bytes).unwrap();
 }
+
+/// Runs repo-tool in `dir` under `umask` (sh sets it and execs repo-tool) and insists it
+/// succeeds; returns stdout.
+pub fn ok_with_umask(dir: &Path, umask: u32, args: &[&str]) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+        .arg(repo_tool())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run repo-tool through sh");
+    assert!(
+        out.status.success(),
+        "repo-tool {args:?} under umask {umask:03o} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The permission bits (`0o777`) of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
