@@ -219,9 +219,7 @@ fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
         return;
     }
     let world = World::new();
-    world.release("1.0.0", HEALTHY, &[]);
-    let server = HttpServer::serve(&world.repo.base()).unwrap();
-    let urls = world.repo.urls(&server.url());
+    let (server, urls) = serve_first_release(&world);
     let sysroot = world.dir.path().join("fresh");
     ok(&create(&world, &sysroot, &urls, "1.0.0"));
     // The images came over HTTP through TUF.
@@ -243,6 +241,15 @@ fn a_node_is_created_from_a_repository_and_boots_its_first_release() {
         stderr.contains("9.9.9") && stderr.trim().lines().count() == 1,
         "{stderr}"
     );
+}
+
+/// Publishes 1.0.0 (healthy) and serves the repository: the server (alive while it is held)
+/// and the URLs `node-sim create` takes (metadata, targets).
+fn serve_first_release(world: &World) -> (HttpServer, (String, String)) {
+    world.release("1.0.0", HEALTHY, &[]);
+    let server = HttpServer::serve(&world.repo.base()).unwrap();
+    let urls = world.repo.urls(&server.url());
+    (server, urls)
 }
 
 /// `node-sim create`: a node in `sysroot` running `version` of `world`'s repository, fetched
@@ -297,9 +304,7 @@ fn a_created_node_reboots_by_booting_again_and_never_reboots_the_host() {
         return;
     }
     let world = World::new();
-    world.release("1.0.0", HEALTHY, &[]);
-    let server = HttpServer::serve(&world.repo.base()).unwrap();
-    let urls = world.repo.urls(&server.url());
+    let (_server, urls) = serve_first_release(&world);
     let sysroot = world.dir.path().join("fresh");
     ok(&create(&world, &sysroot, &urls, "1.0.0"));
     assert_eq!(boot_record(&sysroot).version.as_deref(), Some("1.0.0"));
@@ -375,9 +380,7 @@ fn create_refuses_bad_input_before_writing_anything() {
         return;
     }
     let world = World::new();
-    world.release("1.0.0", HEALTHY, &[]);
-    let server = HttpServer::serve(&world.repo.base()).unwrap();
-    let urls = world.repo.urls(&server.url());
+    let (_server, urls) = serve_first_release(&world);
     let sysroot = world.dir.path().join("node");
 
     // Each refusal: the exit code, and one line naming what was wrong; the sysroot never made.
