@@ -10,8 +10,9 @@ use updog::ProgressEvent;
 
 /// Parses `data` as a status document (as the server loads it and the client reads it) and,
 /// line by line, as progress events. What parses round-trips; deriving the state from the
-/// document and any disk never panics and gives the state the disk says; every command is
-/// admitted or refused without panicking.
+/// document and any disk never panics and gives the state the disk says (Staged and Ready
+/// only for the chosen update, when there is one); every command is admitted or refused
+/// without panicking.
 pub fn api_status(data: &[u8]) {
     for line in data.split(|b| *b == b'\n') {
         if let Ok(event) = serde_json::from_slice::<ProgressEvent>(line) {
@@ -52,7 +53,13 @@ pub fn api_status(data: &[u8]) {
                     inactive_image,
                 };
                 let derived = derive(Some(status.clone()), &facts);
+                // Staged and Ready describe the chosen update only when the set holds it.
+                let holds_another = match (&derived.chosen_update, &derived.staging_partition) {
+                    (Some(chosen), Some(staging)) => *chosen != staging.image,
+                    _ => false,
+                };
                 let expected = match inactive {
+                    Inactive::Applied | Inactive::Staged if holds_another => UpdateState::Available,
                     Inactive::Applied => UpdateState::Ready,
                     Inactive::Staged => UpdateState::Staged,
                     Inactive::Nothing if derived.chosen_update.is_some() => UpdateState::Available,
