@@ -29,6 +29,34 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The repository's top directory could not be created (to lock it, before a publish that
+    /// creates the repository).
+    #[snafu(display("Failed to create repository '{}': {source}", path.display()))]
+    CreateRepoDir {
+        /// The repository's top directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// The repository's top directory could not be opened to lock it.
+    #[snafu(display("Failed to open repository '{}' to lock it: {source}", path.display()))]
+    OpenRepoDir {
+        /// The repository's top directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// The repository's lock could not be taken (other than by waiting for its holder).
+    #[snafu(display("Failed to lock repository '{}': {source}", path.display()))]
+    LockRepo {
+        /// The repository's top directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
     /// A variant or arch that is not a plain name (it would reach outside the repository).
     #[snafu(display(
         "Failed to use {flag} '{name}': it must be a non-empty name of ASCII letters, digits, '.', '_' and '-', not starting with '.'"

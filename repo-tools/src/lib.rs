@@ -21,7 +21,9 @@
 //!
 //! Writes follow design section 5: targets first (content-addressed, so additive), then the
 //! targets and snapshot metadata, and `timestamp.json` last, each by an atomic rename, so a client
-//! reading while a publish runs never sees metadata naming a target that is not there.
+//! reading while a publish runs never sees metadata naming a target that is not there. A command
+//! that changes a repository holds its [`lock`] from before it reads the current metadata until it
+//! has committed, so two run at once take turns instead of one losing the other's work.
 //!
 //! # Testing
 //!
@@ -35,6 +37,7 @@ pub mod error;
 mod fsutil;
 mod inputs;
 pub mod keys;
+pub mod lock;
 pub mod plot;
 pub mod publish;
 pub mod repo;

@@ -20,8 +20,9 @@ pub(super) struct RefreshArgs {
 
 impl RefreshArgs {
     pub(super) async fn run(self) -> Result<()> {
-        let now = now();
         let dir = self.repo.dir()?;
+        let _lock = super::lock(&dir, false)?;
+        let now = now();
         let (editor, previous) = dir.editor(self.repo.trusted_root.as_deref()).await?;
         let written = sign_and_commit(
             &dir,

@@ -8,6 +8,7 @@ mod root;
 use clap::{Parser, Subcommand};
 use jiff::Timestamp;
 use repo_tools::Result;
+use repo_tools::lock::RepoLock;
 use repo_tools::repo::RepoDir;
 use repo_tools::sign::Expiries;
 use repo_tools::time::parse_when;
@@ -84,6 +85,13 @@ impl RepoArgs {
     fn dir(&self) -> Result<RepoDir> {
         RepoDir::parse(&self.repo, &self.variant, &self.arch)
     }
+}
+
+/// Takes the lock of a repository a command changes, before the command reads it; `create` for
+/// the command that may create the repository. Says so on stderr, and waits, while another
+/// repo-tool holds it.
+fn lock(dir: &RepoDir, create: bool) -> Result<RepoLock> {
+    RepoLock::acquire(dir, create, |line| eprintln!("{line}"))
 }
 
 /// Keys and expiries for a signing operation.

@@ -93,7 +93,6 @@ impl WaveArgs {
 impl PublishArgs {
     pub(super) async fn run(self) -> Result<()> {
         let dir = self.repo.dir()?;
-        let now = now();
         let release = Release {
             version: self.version,
             boot: self.boot_image,
@@ -104,7 +103,10 @@ impl PublishArgs {
             max_version: self.max_version,
             waves: self.waves.spec()?,
         };
+        // The inputs are checked before waiting for the lock; the repository only under it.
         publish::check_inputs(&release)?;
+        let _lock = super::lock(&dir, self.root.is_some())?;
+        let now = now();
         let written = publish::publish_chunked(
             &dir,
             self.root.as_deref(),
@@ -165,7 +167,6 @@ pub(super) enum ReleaseCommand {
 
 impl ReleaseCommand {
     pub(super) async fn run(self) -> Result<()> {
-        let now = now();
         let (repo, sign, change) = match self {
             ReleaseCommand::Pull {
                 repo,
@@ -192,8 +193,11 @@ impl ReleaseCommand {
                 (repo, sign, Change::Waves(version, spec))
             }
         };
+        let dir = repo.dir()?;
+        let _lock = super::lock(&dir, false)?;
+        let now = now();
         let written = publish::change(
-            &repo.dir()?,
+            &dir,
             repo.trusted_root.as_deref(),
             &change,
             &sign.keys,

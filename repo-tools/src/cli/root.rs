@@ -135,9 +135,11 @@ impl RootCommand {
                 new_root,
                 sign,
             } => {
+                let dir = repo.dir()?;
+                let _lock = super::lock(&dir, false)?;
                 let now = now();
                 let (version, written) = repo_tools::publish::rotate_root(
-                    &repo.dir()?,
+                    &dir,
                     repo.trusted_root.as_deref(),
                     &new_root,
                     &sign.keys,

@@ -271,3 +271,91 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// Holds an exclusive `flock` on the directory `path`, as a repo-tool changing the repository
+/// there does, until the returned file is dropped.
+pub fn hold_lock(path: &Path) -> std::fs::File {
+    let dir = std::fs::File::open(path).unwrap();
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    dir
+}
+
+/// A repo-tool started in the background, its stdout and stderr piped.
+pub struct Running {
+    args: Vec<String>,
+    child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+    /// What was read from stderr so far.
+    said: String,
+}
+
+/// What a [`Running`] repo-tool ended with.
+#[derive(Debug)]
+pub struct Finished {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// All of its stdout.
+    pub stdout: String,
+    /// All of its stderr.
+    pub stderr: String,
+}
+
+impl Running {
+    /// Starts repo-tool in `dir` with `args`.
+    pub fn start(dir: &Path, args: &[&str]) -> Running {
+        use std::process::Stdio;
+        let mut child = Command::new(repo_tool())
+            .current_dir(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start repo-tool");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        Running {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child,
+            stderr,
+            said: String::new(),
+        }
+    }
+
+    /// The next line it writes on stderr, without its newline; blocks until it writes one or
+    /// exits (then returns what is left, often "").
+    pub fn stderr_line(&mut self) -> String {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.stderr, &mut line).unwrap();
+        self.said.push_str(&line);
+        line.trim_end_matches('\n').to_string()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for it to exit, at most `limit`: kills it and panics after that.
+    pub fn finish_within(mut self, limit: std::time::Duration) -> Finished {
+        let deadline = std::time::Instant::now() + limit;
+        while self.is_running() {
+            if std::time::Instant::now() > deadline {
+                self.child.kill().unwrap();
+                panic!("repo-tool {:?} still runs after {limit:?}", self.args);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.finish()
+    }
+
+    /// Waits for it to exit.
+    pub fn finish(mut self) -> Finished {
+        std::io::Read::read_to_string(&mut self.stderr, &mut self.said).unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        Finished {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: self.said,
+        }
+    }
+}

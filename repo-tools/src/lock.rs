@@ -1,0 +1,156 @@
+//! The repository lock: an exclusive `flock` on the repository's top directory (`--repo`),
+//! held by every command that changes the repository from before it reads the current metadata
+//! until its commit is written. Two commands changing one repository at once take turns, so
+//! neither signs over a state the other is replacing and loses its work.
+//!
+//! The lock is on the directory itself (opened read-only; Linux allows `flock` on a directory),
+//! so no lock file appears among the files served. All variants and arches under one `--repo`
+//! share it, as they share `targets/`. The kernel releases it when its holder exits, however it
+//! exits, so nothing stale is ever left to clear. A command that finds it held says so once and
+//! waits: a CI pipeline queues instead of failing. Commands that only read take no lock; every
+//! write is an atomic rename, so a reader never sees half a commit.
+//!
+//! ```
+//! use repo_tools::lock::RepoLock;
+//! use repo_tools::repo::RepoDir;
+//!
+//! let work = tempfile::tempdir()?;
+//! let repo = RepoDir::new(work.path().join("repo"), "demo", "x86_64");
+//! // The publish that creates the repository creates its directory to lock it.
+//! let lock = RepoLock::acquire(&repo, true, |line| eprintln!("{line}"))?;
+//! // ... read, change, sign and commit ...
+//! drop(lock);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::error::{self, Result};
+use crate::repo::RepoDir;
+use rustix::fs::{FlockOperation, Mode, OFlags, flock};
+use rustix::io::Errno;
+use snafu::ResultExt;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// The held lock of a repository; dropping it (or exiting) releases it.
+#[derive(Debug)]
+pub struct RepoLock {
+    /// The repository's top directory, open; closing it releases the lock.
+    _dir: OwnedFd,
+}
+
+impl RepoLock {
+    /// Takes the lock of `repo`'s top directory, creating the directory first when `create` is
+    /// set (the command creates the repository). If another process holds it, calls `waiting`
+    /// once with the line to show ([`waiting_line`]) and waits until it is released.
+    ///
+    /// Without `create`, a top directory that does not exist is refused as a repository that
+    /// has no root yet ([`Error::NoRoot`](crate::Error::NoRoot)).
+    pub fn acquire(repo: &RepoDir, create: bool, waiting: impl FnOnce(&str)) -> Result<RepoLock> {
+        let path = &repo.base;
+        if create {
+            std::fs::create_dir_all(path).context(error::CreateRepoDirSnafu { path })?;
+        }
+        let dir = match rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(dir) => dir,
+            Err(Errno::NOENT) if !create => {
+                return error::NoRootSnafu {
+                    path: repo.metadata_dir(),
+                }
+                .fail();
+            }
+            Err(e) => {
+                return Err(std::io::Error::from(e)).context(error::OpenRepoDirSnafu { path });
+            }
+        };
+        match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(RepoLock { _dir: dir }),
+            Err(Errno::WOULDBLOCK) => waiting(&waiting_line(path)),
+            Err(e) => return Err(std::io::Error::from(e)).context(error::LockRepoSnafu { path }),
+        }
+        loop {
+            match flock(&dir, FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(RepoLock { _dir: dir }),
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(std::io::Error::from(e)).context(error::LockRepoSnafu { path });
+                }
+            }
+        }
+    }
+}
+
+/// The line a command shows when it waits for another to release the lock of `base`.
+pub fn waiting_line(base: &Path) -> String {
+    format!(
+        "Waiting for another repo-tool changing '{}' to finish",
+        base.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::time::Duration;
+
+    #[test]
+    fn a_second_taker_says_it_waits_and_gets_the_lock_once_released() {
+        let work = tempfile::tempdir().unwrap();
+        let repo = RepoDir::new(work.path().join("repo"), "demo", "x86_64");
+        let first =
+            RepoLock::acquire(&repo, true, |line| panic!("nobody holds it: {line}")).unwrap();
+        assert!(repo.base.is_dir());
+
+        let (said, heard) = mpsc::channel();
+        let taken = Arc::new(AtomicBool::new(false));
+        let second = {
+            let (repo, taken) = (repo.clone(), Arc::clone(&taken));
+            std::thread::spawn(move || {
+                let lock =
+                    RepoLock::acquire(&repo, false, |line| said.send(line.to_string()).unwrap());
+                taken.store(true, Ordering::SeqCst);
+                lock.map(drop)
+            })
+        };
+        let line = heard.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "Waiting for another repo-tool changing '{}' to finish",
+                repo.base.display()
+            )
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!taken.load(Ordering::SeqCst), "the lock was taken twice");
+        drop(first);
+        second.join().unwrap().unwrap();
+        assert!(taken.load(Ordering::SeqCst));
+        // Nothing was added to what is served.
+        assert_eq!(std::fs::read_dir(&repo.base).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_repository_that_does_not_exist_is_created_only_when_asked() {
+        let work = tempfile::tempdir().unwrap();
+        let repo = RepoDir::new(work.path().join("repo"), "demo", "x86_64");
+        let err = RepoLock::acquire(&repo, false, |_| ()).unwrap_err();
+        assert!(matches!(err, crate::Error::NoRoot { .. }), "{err}");
+        assert!(!repo.base.exists());
+
+        std::fs::write(&repo.base, b"not a directory").unwrap();
+        let err = RepoLock::acquire(&repo, false, |_| ()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Failed to open repository '{}' to lock it: Not a directory (os error 20)",
+                repo.base.display()
+            )
+        );
+    }
+}
