@@ -50,15 +50,29 @@ pub(super) struct ValidateArgs {
     /// The architecture.
     #[arg(long, required_unless_present = "metadata_url")]
     arch: Option<String>,
-    /// A metadata URL instead of a directory (file:// or http(s)://).
-    #[arg(long, requires_all = ["targets_url", "trusted_root"], conflicts_with = "repo")]
+    /// A file:// metadata URL instead of a directory. repo-tool reads no http(s):// URLs: check
+    /// a served repository with a client (`updog check-update` on a node configured for it).
+    #[arg(long, requires_all = ["targets_url", "trusted_root"], conflicts_with = "repo", value_parser = file_url)]
     metadata_url: Option<url::Url>,
-    /// The targets URL that goes with --metadata-url.
-    #[arg(long)]
+    /// The file:// targets URL that goes with --metadata-url.
+    #[arg(long, value_parser = file_url)]
     targets_url: Option<url::Url>,
     /// The trusted root (default: the repository's own 1.root.json).
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
+}
+
+/// A `file://` URL; anything else is refused while the arguments are parsed (tough is built
+/// here without its HTTP transport).
+fn file_url(text: &str) -> std::result::Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| e.to_string())?;
+    if url.scheme() != "file" {
+        return Err(format!(
+            "repo-tool reads repositories from file:// URLs only, not {}://",
+            url.scheme()
+        ));
+    }
+    Ok(url)
 }
 
 impl ValidateArgs {

@@ -130,4 +130,30 @@ mod tests {
     fn arguments_are_well_formed() {
         Args::command().debug_assert();
     }
+
+    #[test]
+    fn validate_takes_file_urls_and_refuses_http_ones_while_parsing() {
+        let parse = |scheme: &str| {
+            Args::try_parse_from([
+                "repo-tool",
+                "validate",
+                "--metadata-url",
+                &format!("{scheme}://h/demo/x86_64/"),
+                "--targets-url",
+                "file:///srv/repo/targets/",
+                "--trusted-root",
+                "root.json",
+            ])
+        };
+        assert!(parse("file").is_ok());
+        for scheme in ["http", "https"] {
+            let err = parse(scheme).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(
+                err.to_string()
+                    .contains(&format!("file:// URLs only, not {scheme}://")),
+                "{err}"
+            );
+        }
+    }
 }
