@@ -170,6 +170,48 @@ pub enum Error {
         keyid: String,
     },
 
+    /// A key given for a timestamp-only refresh that the root does not list for timestamp.
+    #[snafu(display(
+        "Failed to sign timestamp.json with key '{}' (id {keyid}): it is not a timestamp key of {root}",
+        path.display()
+    ))]
+    NotTimestampKey {
+        /// The key file.
+        path: PathBuf,
+        /// Its key id.
+        keyid: String,
+        /// The root that decides (`N.root.json`).
+        root: String,
+    },
+
+    /// A timestamp-only refresh whose new timestamp would outlive the snapshot or targets.
+    #[snafu(display(
+        "Failed to refresh '{}' alone: {role} expires {role_expires}, before the new timestamp would ({expires}); run a full refresh",
+        path.display()
+    ))]
+    RoleExpiresFirst {
+        /// The timestamp file.
+        path: PathBuf,
+        /// The role that expires first.
+        role: String,
+        /// When it expires.
+        role_expires: jiff::Timestamp,
+        /// When the new timestamp would expire.
+        expires: jiff::Timestamp,
+    },
+
+    /// A timestamp-only refresh whose version cannot rise.
+    #[snafu(display(
+        "Failed to raise the version of '{}': it is already {previous}, the highest there is",
+        path.display()
+    ))]
+    TimestampVersion {
+        /// The timestamp file.
+        path: PathBuf,
+        /// The current version.
+        previous: u64,
+    },
+
     /// A key id to remove that the root does not hold.
     #[snafu(display(
         "Failed to remove key id '{}' from '{}': the root holds no key with that id",

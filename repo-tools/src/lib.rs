@@ -2,8 +2,9 @@
 //!
 //! The `repo-tool` binary is a thin layer over this library: generate keys, create and rotate
 //! root.json, publish releases (images, manifest, waves, migrations), change published releases,
-//! refresh expiring metadata, validate a repository as a client would, check expirations, and plot
-//! how a release's waves reach a fleet.
+//! refresh expiring metadata (all of it, or `timestamp.json` alone with the timestamp key),
+//! validate a repository as a client would, check expirations, and plot how a release's waves
+//! reach a fleet.
 //!
 //! ```no_run
 //! # async fn example() -> repo_tools::Result<()> {
@@ -44,6 +45,7 @@ pub mod repo;
 pub mod root;
 pub mod sign;
 pub mod time;
+pub mod timestamp;
 pub mod validate;
 
 pub use error::{Error, Result};

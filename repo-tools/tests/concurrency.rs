@@ -8,7 +8,6 @@
 mod common;
 
 use common::*;
-use std::path::Path;
 use std::time::Duration;
 
 /// What a command prints while another repo-tool changes `repo/`.
@@ -21,14 +20,6 @@ fn metadata_version(stdout: &str) -> u64 {
         .and_then(|(_, rest)| rest.split_once(','))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or_else(|| panic!("no metadata version in {stdout:?}"))
-}
-
-fn validate_ok(dir: &Path) {
-    let out = ok(
-        dir,
-        &on_repo(&["validate"], &["--trusted-root", "root.json"]),
-    );
-    assert!(out.starts_with("valid: "), "{out}");
 }
 
 #[test]
@@ -109,6 +100,13 @@ fn every_verb_that_changes_the_repository_waits_for_its_lock_and_readers_do_not(
     };
     let changing = [
         with_keys(&["refresh"], &[]),
+        on_repo(
+            &["refresh"],
+            &["--timestamp-only", "--key", "keys/timestamp.pem"],
+        )
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         with_keys(&["release", "waves"], &["--version", "1.1.0", "--pause"]),
         with_keys(&["release", "set-max-version"], &["--max-version", "1.0.0"]),
         with_keys(&["release", "pull"], &["--version", "1.1.0"]),

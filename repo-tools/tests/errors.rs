@@ -13,35 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use update_metadata::{SEED_COUNT, Seed, Waves};
 
-/// Runs repo-tool expecting a refusal: exit 1, one line on stderr starting with `starts`, and
-/// every file in `dir` as it was. Returns the line.
-fn refused(dir: &Path, args: &[&str], starts: &str) -> String {
-    let before = snapshot(dir);
-    let line = fails(dir, args);
-    assert!(
-        line.starts_with(starts),
-        "repo-tool {args:?}:\n  expected: {starts}…\n  got:      {line}"
-    );
-    let after = snapshot(dir);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>(),
-        "repo-tool {args:?} added or removed files"
-    );
-    for (path, bytes) in &before {
-        assert!(after[path] == *bytes, "repo-tool {args:?} changed {path:?}");
-    }
-    line
-}
-
-fn validate_ok(dir: &Path) {
-    let out = ok(
-        dir,
-        &on_repo(&["validate"], &["--trusted-root", "root.json"]),
-    );
-    assert!(out.starts_with("valid: "), "{out}");
-}
-
 fn ready_seeds(waves: &Waves, t: Timestamp) -> usize {
     (0..SEED_COUNT)
         .map(|s| Seed::new(u64::from(s)).unwrap())

@@ -118,12 +118,28 @@ struct Fetch {
 
 /// Runs python-tuf's ngclient from `trusted_root` against the served repository.
 fn ngclient_fetch(python: &Path, server: &Server, trusted_root: &Path) -> Fetch {
+    ngclient_fetch_in(python, server, trusted_root, None)
+}
+
+/// [`ngclient_fetch`] keeping the client's metadata in `work_dir` across runs, as a node keeps
+/// what it trusts (so a rollback is refused), when given.
+fn ngclient_fetch_in(
+    python: &Path,
+    server: &Server,
+    trusted_root: &Path,
+    work_dir: Option<&Path>,
+) -> Fetch {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../.ci/interop/ngclient_fetch.py"
     );
-    let out = Command::new(python)
-        .arg(script)
+    let mut command = Command::new(python);
+    if let Some(work_dir) = work_dir {
+        command.arg(script).arg("--work-dir").arg(work_dir);
+    } else {
+        command.arg(script);
+    }
+    let out = command
         .arg("--trusted-root")
         .arg(trusted_root)
         .arg("--metadata-url")
@@ -243,6 +259,59 @@ fn python_tuf_downloads_every_target_and_follows_a_root_rotation() {
     let requests = server.requests();
     assert!(requests.contains(&("/demo/x86_64/2.root.json".to_string(), 200)));
     assert!(requests.contains(&("/demo/x86_64/3.root.json".to_string(), 404)));
+}
+
+#[test]
+fn python_tuf_follows_a_timestamp_only_refresh() {
+    let Some(python) = python_tuf() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    let server = Server::start(&python, &dir.join("repo"), dir.join("http.log"));
+    let client = dir.join("client");
+    let root = dir.join("root.json");
+    let fetch = ngclient_fetch_in(&python, &server, &root, Some(&client));
+    assert_eq!(fetch.code, Some(0), "python-tuf refused: {}", fetch.summary);
+    let before = load_repo(dir);
+    let old_timestamp = std::fs::read(dir.join("repo/demo/x86_64/timestamp.json")).unwrap();
+
+    ok(
+        dir,
+        &on_repo(
+            &["refresh"],
+            &["--timestamp-only", "--key", "keys/timestamp.pem"],
+        ),
+    );
+    // The client that trusts the previous timestamp takes the new one, with the same snapshot.
+    let fetch = ngclient_fetch_in(&python, &server, &root, Some(&client));
+    assert_eq!(fetch.code, Some(0), "python-tuf refused: {}", fetch.summary);
+    let after = load_repo(dir);
+    assert!(after.timestamp().signed.version > before.timestamp().signed.version);
+    for (role, version) in [
+        ("timestamp", after.timestamp().signed.version.get()),
+        ("snapshot", before.snapshot().signed.version.get()),
+        ("targets", before.targets().signed.version.get()),
+    ] {
+        assert_eq!(fetch.summary[format!("{role}_version")], version, "{role}");
+    }
+    assert_eq!(
+        fetch.summary["expires"]["timestamp"],
+        expires_on_disk(dir, "timestamp.json")
+    );
+    assert_eq!(downloaded(&fetch.summary), published_targets(&after));
+
+    // It now trusts the new timestamp: the old one served again is a rollback it refuses.
+    std::fs::write(dir.join("repo/demo/x86_64/timestamp.json"), old_timestamp).unwrap();
+    let fetch = ngclient_fetch_in(&python, &server, &root, Some(&client));
+    assert_eq!(fetch.code, Some(1), "{}", fetch.summary);
+    assert!(
+        fetch.summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("timestamp"),
+        "{}",
+        fetch.summary
+    );
 }
 
 #[test]

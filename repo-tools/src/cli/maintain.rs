@@ -5,6 +5,7 @@ use repo_tools::Result;
 use repo_tools::publish::load_manifest;
 use repo_tools::sign::sign_and_commit;
 use repo_tools::time::{now, parse_when};
+use repo_tools::timestamp::refresh_timestamp;
 use repo_tools::validate;
 use semver::Version;
 use std::path::PathBuf;
@@ -16,6 +17,10 @@ pub(super) struct RefreshArgs {
     repo: super::RepoArgs,
     #[command(flatten)]
     sign: super::SignArgs,
+    /// Write a new timestamp.json alone (new version and expiry, the same snapshot), signed with
+    /// the timestamp key(s) only: every --key must be a timestamp key of the root.
+    #[arg(long, conflicts_with_all = ["snapshot_expires", "targets_expires"])]
+    timestamp_only: bool,
 }
 
 impl RefreshArgs {
@@ -23,6 +28,21 @@ impl RefreshArgs {
         let dir = self.repo.dir()?;
         let _lock = super::lock(&dir, false)?;
         let now = now();
+        if self.timestamp_only {
+            let written = refresh_timestamp(
+                &dir,
+                self.repo.trusted_root.as_deref(),
+                &self.sign.keys,
+                parse_when(&self.sign.timestamp_expires, now)?,
+                now,
+            )
+            .await?;
+            println!(
+                "timestamp version {}, expires {}",
+                written.version, written.expires
+            );
+            return Ok(());
+        }
         let (editor, previous) = dir.editor(self.repo.trusted_root.as_deref()).await?;
         let written = sign_and_commit(
             &dir,

@@ -36,7 +36,8 @@ enum Command {
     /// Change a published release: pull it, set max_version, change its waves.
     #[command(subcommand)]
     Release(publish::ReleaseCommand),
-    /// Re-sign timestamp, snapshot and targets with new versions and expiries.
+    /// Re-sign timestamp, snapshot and targets with new versions and expiries (or, with
+    /// --timestamp-only, timestamp alone).
     Refresh(maintain::RefreshArgs),
     /// Load the repository as a client would and verify every target.
     Validate(maintain::ValidateArgs),
@@ -129,6 +130,38 @@ mod tests {
     #[test]
     fn arguments_are_well_formed() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn a_timestamp_only_refresh_takes_no_snapshot_or_targets_expiry() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "repo-tool",
+                "refresh",
+                "--repo",
+                "repo",
+                "--variant",
+                "demo",
+                "--arch",
+                "x86_64",
+                "--key",
+                "keys/timestamp.pem",
+                "--timestamp-only",
+                "--timestamp-expires",
+                "2 days",
+            ];
+            args.extend(extra);
+            Args::try_parse_from(args)
+        };
+        assert!(parse(&[]).is_ok());
+        for flag in ["--snapshot-expires", "--targets-expires"] {
+            let err = parse(&[flag, "3 days"]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,36 @@ pub fn fails(dir: &Path, args: &[&str]) -> String {
     stderr.trim_end().to_string()
 }
 
+/// Runs repo-tool expecting a refusal: exit 1, one line on stderr starting with `starts`, and
+/// every file in `dir` as it was. Returns the line.
+pub fn refused(dir: &Path, args: &[&str], starts: &str) -> String {
+    let before = snapshot(dir);
+    let line = fails(dir, args);
+    assert!(
+        line.starts_with(starts),
+        "repo-tool {args:?}:\n  expected: {starts}…\n  got:      {line}"
+    );
+    let after = snapshot(dir);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "repo-tool {args:?} added or removed files"
+    );
+    for (path, bytes) in &before {
+        assert!(after[path] == *bytes, "repo-tool {args:?} changed {path:?}");
+    }
+    line
+}
+
+/// Runs `repo-tool validate` on `repo/` (demo/x86_64) from `root.json` and insists it passes.
+pub fn validate_ok(dir: &Path) {
+    let out = ok(
+        dir,
+        &on_repo(&["validate"], &["--trusted-root", "root.json"]),
+    );
+    assert!(out.starts_with("valid: "), "{out}");
+}
+
 /// Every file under `dir` with its contents, to show that a refused command wrote nothing.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
