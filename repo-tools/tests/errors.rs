@@ -74,21 +74,7 @@ fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
     let dir = work.path();
     keys_and_root(dir, "ed25519");
     fake_images(dir, "1.0.0");
-    ok(dir, &["key", "generate", "--out", "keys/timestamp-2.pem"]);
-    for args in [
-        &[
-            "root",
-            "add-key",
-            "root.json",
-            "--key",
-            "keys/timestamp-2.pem",
-            "--role",
-            "timestamp",
-        ][..],
-        &["root", "set-threshold", "root.json", "timestamp", "2"],
-    ] {
-        ok(dir, args);
-    }
+    second_timestamp_key(dir);
     sign_root(dir);
     let mut extra = vec!["--root", "root.json", "--no-waves"];
     extra.extend(SIGN);

@@ -108,22 +108,8 @@ fn a_timestamp_only_refresh_takes_timestamp_keys_only_and_enough_of_them() {
     let dir = work.path();
     // Timestamp needs two keys: keys/timestamp.pem and keys/timestamp-2.pem.
     keys_and_root(dir, "ecdsa-p256");
-    ok(dir, &["key", "generate", "--out", "keys/timestamp-2.pem"]);
+    second_timestamp_key(dir);
     ok(dir, &["key", "generate", "--out", "keys/stranger.pem"]);
-    for args in [
-        &[
-            "root",
-            "add-key",
-            "root.json",
-            "--key",
-            "keys/timestamp-2.pem",
-            "--role",
-            "timestamp",
-        ][..],
-        &["root", "set-threshold", "root.json", "timestamp", "2"],
-    ] {
-        ok(dir, args);
-    }
     sign_root(dir);
     fake_images(dir, "1.0.0");
     let mut extra = vec!["--root", "root.json", "--no-waves"];

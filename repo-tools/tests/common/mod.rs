@@ -124,6 +124,28 @@ pub fn sign_root(dir: &Path) {
     ok(dir, &args);
 }
 
+/// Gives `root.json` a second timestamp key, `keys/timestamp-2.pem`, and a timestamp threshold
+/// of two (not yet signed: call [`sign_root`]).
+pub fn second_timestamp_key(dir: &Path) {
+    ok(dir, &["key", "generate", "--out", "keys/timestamp-2.pem"]);
+    ok(
+        dir,
+        &[
+            "root",
+            "add-key",
+            "root.json",
+            "--key",
+            "keys/timestamp-2.pem",
+            "--role",
+            "timestamp",
+        ],
+    );
+    ok(
+        dir,
+        &["root", "set-threshold", "root.json", "timestamp", "2"],
+    );
+}
+
 /// The walkthrough's migration, `migrations/add-motd.json` (one that changes nothing).
 pub fn add_motd_migration(dir: &Path) {
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
