@@ -284,6 +284,38 @@ fn check_expirations_names_each_role_and_date() {
 }
 
 #[test]
+fn check_expirations_can_watch_the_root_alone_with_its_own_window() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_releases(dir, "ed25519", "now");
+    let check = |within: &'static str| {
+        on_repo(
+            &["check-expirations"],
+            &["--role", "root", "--within", within],
+        )
+    };
+    // Sixty days trips every online role, not the root's year.
+    refused(
+        dir,
+        &on_repo(&["check-expirations"], &["--within", "60 days"]),
+        "role 'timestamp' expires ",
+    );
+    let out = ok(dir, &check("60 days"));
+    let root = load_repo(dir).root().signed.expires;
+    assert_eq!(out.trim_end(), format!("root      expires {root}"));
+    let line = refused(dir, &check("400 days"), "role 'root' expires ");
+    assert!(!line.contains("timestamp"), "{line}");
+    // A role that does not exist is a usage error.
+    let out = run(dir, &on_repo(&["check-expirations"], &["--role", "roots"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'roots' for '--role <ROLE>'"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn pulling_a_release_lowers_max_version_and_stays_valid() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
