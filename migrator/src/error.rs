@@ -320,7 +320,8 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The datastore root could not be made absolute (executable migrations run in `/`).
+    /// A directory handed to an executable migration could not be made absolute (it runs in
+    /// `/`).
     #[snafu(display("Failed to make '{}' absolute: {source}", path.display()))]
     AbsolutePath {
         /// The path as given.

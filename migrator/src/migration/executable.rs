@@ -28,6 +28,11 @@ pub(crate) fn run(
     target: &Path,
     direction: Direction,
 ) -> Result<()> {
+    // The program runs in `/`: it gets its directories as absolute paths, whatever the
+    // migrator was given.
+    let absolute =
+        |path: &Path| std::path::absolute(path).context(error::AbsolutePathSnafu { path });
+    let (source, target) = (absolute(source)?, absolute(target)?);
     let seal_err = |e: rustix::io::Errno| std::io::Error::from(e);
     let memfd = rustix::fs::memfd_create(name, MemfdFlags::ALLOW_SEALING | MemfdFlags::CLOEXEC)
         .map_err(seal_err)

@@ -195,12 +195,7 @@ pub fn confirm_with(root: &Path, steps: &Steps) -> Result<()> {
 
 /// Brings the datastore to `options.version`. See the module documentation.
 pub fn migrate(options: &MigrateOptions) -> Result<Outcome> {
-    // Absolute once, here, so that every path built from it is: an executable migration gets
-    // its directories as arguments and runs in `/`.
-    let root = &std::path::absolute(&options.datastore).context(error::AbsolutePathSnafu {
-        path: &options.datastore,
-    })?;
-    let (steps, target) = (&options.steps, &options.version);
+    let (root, steps, target) = (&options.datastore, &options.steps, &options.version);
     layout::check_version(target)?;
     if chain::resolve(root)?.is_none() {
         return create(root, target, steps);
