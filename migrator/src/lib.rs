@@ -64,5 +64,5 @@ pub use migration::run::{
     CACHE_METADATA, CACHE_TARGETS, DATASTORE, MigrateOptions, OS_RELEASE, Outcome, Status,
     TRUSTED_ROOT, confirm, confirm_with, migrate, read_os_release, status,
 };
-pub use migration::{Direction, Kind};
+pub use migration::{Direction, Kind, read_declarative};
 pub use steps::{Step, Steps};

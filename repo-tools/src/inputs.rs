@@ -105,16 +105,18 @@ pub(crate) fn check_migration(target: &str, path: &Path) -> Result<()> {
     let compressed = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().ends_with(".lz4"));
-    let bytes = if compressed {
-        let mut bytes = Vec::new();
-        check_lz4("migration", path, Some(&mut bytes))?;
-        bytes
+    let name = path.display().to_string();
+    let read = if compressed {
+        // The whole-frame check names what is wrong with the frame; the node's own reading then
+        // bounds what it decompresses to.
+        check_lz4("migration", path, None)?;
+        let bytes = std::fs::read(path).context(error::ReadFileSnafu { path })?;
+        migrator::read_declarative(&name, &bytes)
     } else {
-        std::fs::read(path).context(error::ReadFileSnafu { path })?
+        let bytes = std::fs::read(path).context(error::ReadFileSnafu { path })?;
+        migrator::Document::from_slice(&name, &bytes)
     };
-    migrator::Document::from_slice(&path.display().to_string(), &bytes)
-        .map_err(Box::new)
-        .context(error::MigrationSnafu)?;
+    read.map_err(Box::new).context(error::MigrationSnafu)?;
     Ok(())
 }
 

@@ -245,11 +245,11 @@ pub async fn publish_chunked(
         manifest.set_max_version(variant, arch, max_version);
     }
 
-    staged.add_manifest(&mut editor, &manifest).await?;
     staged
-        .commit(
+        .finish(
             repo_dir,
             editor,
+            &manifest,
             previous.as_ref(),
             key_files,
             expiries,
@@ -281,7 +281,7 @@ pub async fn change(
 ) -> Result<Versions> {
     // Keys first: the new manifest is a target, copied before signing.
     crate::sign::check_keys(repo_dir, None, key_files)?;
-    let (mut editor, previous) = repo_dir.editor(trusted_root).await?;
+    let (editor, previous) = repo_dir.editor(trusted_root).await?;
     let mut manifest = load_manifest(previous.as_ref()).await?;
     let (variant, arch) = (repo_dir.variant.as_str(), repo_dir.arch.as_str());
     let missing = |version: &Version| error::NoSuchReleaseSnafu {
@@ -325,12 +325,12 @@ pub async fn change(
                 })?;
         }
     }
-    let mut staged = Staged::new()?;
-    staged.add_manifest(&mut editor, &manifest).await?;
+    let staged = Staged::new()?;
     staged
-        .commit(
+        .finish(
             repo_dir,
             editor,
+            &manifest,
             previous.as_ref(),
             key_files,
             expiries,
@@ -439,16 +439,20 @@ impl Staged {
         self.add(editor, &path, MANIFEST).await
     }
 
-    /// Signs the edit, copies the targets, then writes the metadata ([`RepoDir::commit`]).
-    async fn commit(
-        self,
+    /// Adds `manifest` to the edit, signs it, copies the targets, then writes the metadata
+    /// ([`RepoDir::commit`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        mut self,
         repo_dir: &RepoDir,
-        editor: RepositoryEditor,
+        mut editor: RepositoryEditor,
+        manifest: &Manifest,
         previous: Option<&Repository>,
         key_files: &[PathBuf],
         expiries: Expiries,
         now: Timestamp,
     ) -> Result<Versions> {
+        self.add_manifest(&mut editor, manifest).await?;
         let (signed, versions) =
             crate::sign::sign(repo_dir, editor, previous, None, key_files, expiries, now).await?;
         for (src, name, target) in &self.files {

@@ -290,21 +290,6 @@ pub fn describe(root: &Signed<Root>) -> String {
     out
 }
 
-/// Key sources of the given files that sign as root `rules` allows for `role` (used to report a
-/// key given for a role that does not list it).
-pub fn keys_for_role(rules: &Root, role: RoleType, key_files: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let Some(role_keys) = rules.roles.get(&role) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for path in key_files {
-        if role_keys.keyids.contains(&keys::key_id_decoded(path)?) {
-            out.push(path.clone());
-        }
-    }
-    Ok(out)
-}
-
 /// Signers of key files, for callers that need tough's `Sign` directly.
 pub fn signer(path: &Path) -> Result<Box<dyn tough::sign::Sign>> {
     PemKeySource {

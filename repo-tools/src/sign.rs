@@ -7,6 +7,7 @@ use crate::root;
 use crate::time::{next_version, whole_seconds};
 use jiff::{Timestamp, ToSpan};
 use snafu::{ResultExt, ensure};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use tough::Repository;
 use tough::editor::RepositoryEditor;
@@ -89,7 +90,7 @@ pub(crate) async fn sign(
 ) -> Result<(SignedRepository, Versions)> {
     let rules = signing_rules(repo_dir, signing_root)?;
     let root_version = rules.signed.version.get();
-    check_signing_keys(&rules.signed, key_files, root_version)?;
+    check_signing_keys(&rules.signed, key_files, Signing::Full, root_version)?;
 
     let previous_version = previous.map_or(0, |repo| {
         [
@@ -142,7 +143,12 @@ pub fn check_keys(
     key_files: &[PathBuf],
 ) -> Result<()> {
     let rules = signing_rules(repo_dir, signing_root)?;
-    check_signing_keys(&rules.signed, key_files, rules.signed.version.get())
+    check_signing_keys(
+        &rules.signed,
+        key_files,
+        Signing::Full,
+        rules.signed.version.get(),
+    )
 }
 
 fn signing_rules(
@@ -162,32 +168,74 @@ fn signing_rules(
     }
 }
 
-/// Every key must be listed in root for some role, and targets, snapshot and timestamp must each
-/// reach their threshold with the keys given.
-fn check_signing_keys(
+/// Which roles a signing signs, and so which keys it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signing {
+    /// targets, snapshot and timestamp: every key must be listed in root for some role.
+    Full,
+    /// timestamp alone: every key must be a timestamp key.
+    TimestampOnly,
+}
+
+impl Signing {
+    fn roles(self) -> &'static [RoleType] {
+        match self {
+            Self::Full => &[RoleType::Targets, RoleType::Snapshot, RoleType::Timestamp],
+            Self::TimestampOnly => &[RoleType::Timestamp],
+        }
+    }
+}
+
+/// Checks that `key_files` may sign under `rules` (root `root_version`): every key is one the
+/// `signing` takes, and each role it signs has at least its threshold of *different* keys, so
+/// that one key given twice counts once, as a client counts its signatures.
+pub(crate) fn check_signing_keys(
     rules: &tough::schema::Root,
     key_files: &[PathBuf],
+    signing: Signing,
     root_version: u64,
 ) -> Result<()> {
+    let root_file = format!("{root_version}.root.json");
+    let mut ids = Vec::with_capacity(key_files.len());
     for path in key_files {
         let id = keys::key_id_decoded(path)?;
-        ensure!(
-            rules.roles.values().any(|k| k.keyids.contains(&id)),
-            error::KeyNotInRootSnafu {
-                path,
-                keyid: keys::hex_id(&id),
-            }
-        );
+        match signing {
+            Signing::Full => ensure!(
+                rules.roles.values().any(|k| k.keyids.contains(&id)),
+                error::KeyNotInRootSnafu {
+                    path,
+                    keyid: keys::hex_id(&id),
+                }
+            ),
+            Signing::TimestampOnly => ensure!(
+                rules
+                    .roles
+                    .get(&RoleType::Timestamp)
+                    .is_some_and(|k| k.keyids.contains(&id)),
+                error::NotTimestampKeySnafu {
+                    path,
+                    keyid: keys::hex_id(&id),
+                    root: &root_file,
+                }
+            ),
+        }
+        ids.push(id);
     }
-    for role in [RoleType::Targets, RoleType::Snapshot, RoleType::Timestamp] {
-        let have = root::keys_for_role(rules, role, key_files)?.len() as u64;
-        let threshold = rules.roles.get(&role).map_or(1, |k| k.threshold.get());
+    for &role in signing.roles() {
+        let role_keys = rules.roles.get(&role);
+        let valid = role_keys.map_or(0, |k| {
+            ids.iter()
+                .filter(|id| k.keyids.contains(id))
+                .collect::<HashSet<_>>()
+                .len()
+        }) as u64;
+        let threshold = role_keys.map_or(1, |k| k.threshold.get());
         ensure!(
-            have >= threshold,
+            valid >= threshold,
             error::ThresholdSnafu {
                 role: role.to_string(),
-                which: format!("{root_version}.root.json (keys given: {})", key_files.len()),
-                valid: have,
+                which: format!("{root_file} (keys given: {})", key_files.len()),
+                valid,
                 threshold,
             }
         );

@@ -11,15 +11,15 @@ use crate::error::{self, Result};
 use crate::fsutil;
 use crate::keys;
 use crate::repo::RepoDir;
+use crate::sign::{self, Signing};
 use crate::time::next_version;
 use aws_lc_rs::rand::SystemRandom;
 use jiff::Timestamp;
 use snafu::{ResultExt, ensure};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tough::ExpirationEnforcement;
 use tough::editor::signed::SignedRole;
-use tough::schema::{KeyHolder, RoleType, Root};
+use tough::schema::{KeyHolder, RoleType};
 
 /// What a timestamp-only refresh wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub async fn refresh_timestamp(
         .load(&trusted, ExpirationEnforcement::Unsafe)
         .await?;
     let root = &repo.root().signed;
-    check_timestamp_keys(root, key_files)?;
+    sign::check_signing_keys(root, key_files, Signing::TimestampOnly, root.version.get())?;
 
     let path = repo_dir.metadata_dir().join("timestamp.json");
     for (role, role_expires) in [
@@ -98,35 +98,4 @@ pub async fn refresh_timestamp(
         version: version.get(),
         expires,
     })
-}
-
-/// Every key must be a timestamp key of `root`, and enough different ones to meet its threshold.
-fn check_timestamp_keys(root: &Root, key_files: &[PathBuf]) -> Result<()> {
-    let root_file = format!("{}.root.json", root.version);
-    let role_keys = root.roles.get(&RoleType::Timestamp);
-    let mut ids = HashSet::new();
-    for path in key_files {
-        let id = keys::key_id_decoded(path)?;
-        ensure!(
-            role_keys.is_some_and(|k| k.keyids.contains(&id)),
-            error::NotTimestampKeySnafu {
-                path,
-                keyid: keys::hex_id(&id),
-                root: &root_file,
-            }
-        );
-        ids.insert(id);
-    }
-    let valid = ids.len() as u64;
-    let threshold = role_keys.map_or(1, |k| k.threshold.get());
-    ensure!(
-        valid >= threshold,
-        error::ThresholdSnafu {
-            role: RoleType::Timestamp.to_string(),
-            which: format!("{root_file} (keys given: {})", key_files.len()),
-            valid,
-            threshold,
-        }
-    );
-    Ok(())
 }

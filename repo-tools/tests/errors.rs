@@ -106,6 +106,60 @@ fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
 }
 
 #[test]
+fn one_key_given_twice_counts_once_toward_a_threshold() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    keys_and_root(dir, "ed25519");
+    fake_images(dir, "1.0.0");
+    second_timestamp_key(dir);
+    sign_root(dir);
+    let mut extra = vec!["--root", "root.json", "--no-waves"];
+    extra.extend(SIGN);
+    extra.extend(["--key", "keys/timestamp.pem"]);
+    let line = refused(
+        dir,
+        &strs(&publish_args("1.0.0", &extra)),
+        "Threshold not met for role 'timestamp'",
+    );
+    assert!(
+        line.contains("1 valid signature(s) of 2 required"),
+        "{line}"
+    );
+    assert!(!dir.join("repo/demo/x86_64/1.root.json").exists());
+
+    let twice = ["--key", "keys/publish.pem", "--key", "keys/publish.pem"];
+    let mut both = twice.to_vec();
+    both.extend([
+        "--key",
+        "keys/timestamp.pem",
+        "--key",
+        "keys/timestamp-2.pem",
+    ]);
+    let mut first = vec!["--root", "root.json", "--no-waves"];
+    first.extend(&both);
+    ok(dir, &strs(&publish_args("1.0.0", &first)));
+
+    let mut again = twice.to_vec();
+    again.extend([
+        "--key",
+        "keys/timestamp-2.pem",
+        "--key",
+        "keys/timestamp-2.pem",
+    ]);
+    let line = refused(
+        dir,
+        &on_repo(&["refresh"], &again),
+        "Threshold not met for role 'timestamp'",
+    );
+    assert!(
+        line.contains("1 valid signature(s) of 2 required"),
+        "{line}"
+    );
+    ok(dir, &on_repo(&["refresh"], &both));
+    validate_ok(dir);
+}
+
+#[test]
 fn bad_releases_are_refused_and_change_nothing() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();

@@ -87,6 +87,13 @@ pub(crate) fn decompress(name: &str, compressed: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Reads a declarative migration target as a node does: its lz4 frame decompressed within the
+/// node's bound ([`decompress`]), then parsed and checked ([`declarative::Document::from_slice`]).
+/// `name` names it in errors. Publishers call this to refuse what nodes would refuse.
+pub fn read_declarative(name: &str, compressed: &[u8]) -> Result<declarative::Document> {
+    declarative::Document::from_slice(name, &decompress(name, compressed)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,21 +135,16 @@ mod tests {
     #[test]
     fn a_timestamp_only_refresh_takes_no_snapshot_or_targets_expiry() {
         let parse = |extra: &[&str]| {
-            let mut args = vec![
-                "repo-tool",
-                "refresh",
-                "--repo",
-                "repo",
-                "--variant",
-                "demo",
-                "--arch",
-                "x86_64",
-                "--key",
-                "keys/timestamp.pem",
-                "--timestamp-only",
-                "--timestamp-expires",
-                "2 days",
-            ];
+            let mut args = test_tools::tuf::on_repo(
+                &["repo-tool", "refresh"],
+                &[
+                    "--key",
+                    "keys/timestamp.pem",
+                    "--timestamp-only",
+                    "--timestamp-expires",
+                    "2 days",
+                ],
+            );
             args.extend(extra);
             Args::try_parse_from(args)
         };
