@@ -62,4 +62,4 @@ pub use paths::Paths;
 pub use progress::{JsonLines, NoProgress, Phase, ProgressEvent, ProgressSink};
 pub use tokio_util::sync::CancellationToken;
 pub use tuf::TrustedState;
-pub use updater::{Refreshed, Request, Updater};
+pub use updater::{Applied, Refreshed, Request, Updater};

@@ -158,9 +158,8 @@ impl Updater {
         Ok(disk)
     }
 
-    /// `update-apply`: makes the staged (valid) inactive set the next to boot. `None` when
-    /// nothing is staged.
-    pub fn apply(&self, _lock: &UpdateLock) -> Result<Option<SetId>> {
+    /// `update-apply`: makes the staged (valid) inactive set the next to boot.
+    pub fn apply(&self, _lock: &UpdateLock) -> Result<Applied> {
         let mut disk = self.open_disk()?;
         let inactive = disk.inactive_set().context(error::WorkerSnafu {
             action: "find the inactive set",
@@ -168,12 +167,16 @@ impl Updater {
         })?;
         let flags = disk.flags(inactive);
         if flags.priority.is_zero() && flags.tries_left.is_zero() && !flags.successful {
-            return Ok(None);
+            return Ok(Applied::Nothing);
+        }
+        // Applied before and not booted yet: the inactive set already boots next.
+        if disk.next_boot() == Some(inactive) && !flags.successful {
+            return Ok(Applied::Already(inactive));
         }
         disk.upgrade_to_inactive().context(error::DiskSnafu {
             action: format!("apply the update in set {inactive}"),
         })?;
-        Ok(Some(inactive))
+        Ok(Applied::Now(inactive))
     }
 
     /// `update-revert`: undoes `update-apply` (signpost's cancel-upgrade, as Bottlerocket's
@@ -248,6 +251,17 @@ fn read_failed_versions(path: &Path) -> Result<BTreeSet<Version>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
         Err(source) => Err(source).context(error::IoSnafu { verb: "read", path }),
     }
+}
+
+/// What [`Updater::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing is staged in the inactive set.
+    Nothing,
+    /// The staged set already boots next (applied before, not booted yet): nothing changed.
+    Already(SetId),
+    /// The staged set now boots next.
+    Now(SetId),
 }
 
 #[cfg(test)]

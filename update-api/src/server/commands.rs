@@ -244,7 +244,10 @@ impl Api {
     fn flip(&self, lock: &UpdateLock, activate: bool) -> Result<Outcome, Failure> {
         let updater = self.updater()?;
         let done = if activate {
-            updater.apply(lock)
+            updater.apply(lock).map(|applied| match applied {
+                updog::Applied::Nothing => None,
+                updog::Applied::Already(set) | updog::Applied::Now(set) => Some(set),
+            })
         } else {
             updater.revert(lock)
         }

@@ -1,6 +1,7 @@
 //! `updog update-apply [--reboot]`.
 
 use super::{Context, Outcome};
+use crate::Applied;
 use crate::error::Result;
 use clap::Args;
 
@@ -16,23 +17,17 @@ impl ApplyArgs {
     pub(crate) fn run(&self, ctx: &Context) -> Result<Outcome> {
         let lock = ctx.lock("update-apply")?;
         let updater = ctx.updater()?;
-        // Applied already (the inactive set, not yet successful, boots next): nothing to do, as
-        // update-revert with nothing applied. Checked under the lock, so nothing changes it.
-        let disk = updater.open_disk()?;
-        let applied = disk
-            .inactive_set()
-            .filter(|&set| disk.next_boot() == Some(set) && !disk.flags(set).successful);
-        drop(disk);
-        if let Some(set) = applied {
-            println!("update in set {set} already applied");
-            return Ok(Outcome::NothingToDo);
-        }
         match updater.apply(&lock)? {
-            None => {
+            Applied::Nothing => {
                 println!("nothing staged to apply");
                 Ok(Outcome::NothingToDo)
             }
-            Some(set) => {
+            // Nothing to do, as update-revert with nothing applied.
+            Applied::Already(set) => {
+                println!("update in set {set} already applied");
+                Ok(Outcome::NothingToDo)
+            }
+            Applied::Now(set) => {
                 println!("set {set} boots next");
                 if self.reboot {
                     drop(lock);

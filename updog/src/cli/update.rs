@@ -2,7 +2,7 @@
 
 use super::{Context, Outcome};
 use crate::error::Result;
-use crate::updater::Request;
+use crate::updater::{Applied, Request};
 use clap::Args;
 use semver::Version;
 
@@ -82,7 +82,7 @@ impl UpdateArgs {
             return Ok(Outcome::NothingToDo);
         }
         let updater = ctx.updater()?;
-        if let Some(set) = updater.apply(&lock)? {
+        if let Applied::Now(set) | Applied::Already(set) = updater.apply(&lock)? {
             if ctx.progress != super::ProgressMode::Json {
                 println!("set {set} boots next");
             }
