@@ -32,16 +32,18 @@ pub struct Node {
 impl Node {
     /// The node at `sysroot`, whose disk is `<sysroot>/dev/disk.img` unless given.
     pub fn open(sysroot: &Path, disk: Option<&Path>) -> Result<Node> {
+        // Absolute: the health checks run in the sysroot and get it in TWINSET_SYSROOT, where
+        // a relative path would name something else.
+        let absolute =
+            |path: &Path| std::path::absolute(path).context(error::AbsoluteSnafu { path });
+        let sysroot = absolute(sysroot)?;
         let disk = match disk {
-            Some(d) => d.to_path_buf(),
-            None => signpost::discover::find_disk(sysroot).context(error::DiskSnafu {
+            Some(d) => absolute(d)?,
+            None => signpost::discover::find_disk(&sysroot).context(error::DiskSnafu {
                 action: "find the node's disk",
             })?,
         };
-        Ok(Node {
-            sysroot: sysroot.to_path_buf(),
-            disk,
-        })
+        Ok(Node { sysroot, disk })
     }
 
     fn signpost(&self) -> Result<SignpostDisk<File>> {

@@ -4,7 +4,6 @@
 use crate::boot::Node;
 use crate::error::{self, Result};
 use snafu::{OptionExt, ResultExt};
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use update_metadata::Seed;
 use update_metadata::error::error_chain;
@@ -77,28 +76,16 @@ pub fn create(spec: &CreateSpec) -> Result<Node> {
             path: &path,
         })?;
     }
-    // create_new: a disk that appeared since the check above is refused the same way.
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&disk)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return node_exists(root, &disk);
-        }
+    // A disk that appeared since the check above is refused the same way.
+    let mut file = match signpost::create_image_file(&disk, Some(size), size, false) {
+        Ok((file, _)) => file,
+        Err(signpost::Error::ImageExists { .. }) => return node_exists(root, &disk),
         Err(source) => {
-            return Err(source).context(error::IoSnafu {
-                action: "create",
-                path: &disk,
+            return Err(source).context(error::DiskSnafu {
+                action: format!("create disk image '{}'", disk.display()),
             });
         }
     };
-    file.set_len(size).context(error::IoSnafu {
-        action: "size",
-        path: &disk,
-    })?;
     signpost::create_disk(
         &mut file,
         &disk.display().to_string(),

@@ -137,7 +137,7 @@ pub enum Error {
         /// The disk given.
         disk: PathBuf,
     },
-    /// A path given on the command line could not be made absolute.
+    /// A path given for the node could not be made absolute.
     #[snafu(display("Failed to make '{}' absolute: {source}", path.display()))]
     Absolute {
         /// The path.

@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 use node_sim::{Node, Outcome};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use update_metadata::error::error_chain;
 
@@ -103,16 +103,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> node_sim::Result<u8> {
-    // Every path absolute once, here: the health checks run in the sysroot and get it in
-    // TWINSET_SYSROOT, where a relative path would name something else.
-    let absolute = |path: &Path| {
-        std::path::absolute(path).map_err(|source| node_sim::Error::Absolute {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let sysroot = absolute(&args.sysroot)?;
-    let disk = args.disk.as_deref().map(absolute).transpose()?;
+    let (sysroot, disk) = (args.sysroot, args.disk);
     if let Command::Create {
         metadata_url,
         targets_url,
@@ -131,7 +122,7 @@ fn run(args: Args) -> node_sim::Result<u8> {
             sysroot,
             metadata_url,
             targets_url,
-            trusted_root: absolute(&root)?,
+            trusted_root: root,
             variant,
             arch,
             version,
