@@ -88,7 +88,7 @@ pub(crate) fn decompress(name: &str, compressed: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Reads a declarative migration target as a node does: its lz4 frame decompressed within the
-/// node's bound ([`decompress`]), then parsed and checked ([`declarative::Document::from_slice`]).
+/// node's bound (256 MiB), then parsed and checked ([`declarative::Document::from_slice`]).
 /// `name` names it in errors. Publishers call this to refuse what nodes would refuse.
 pub fn read_declarative(name: &str, compressed: &[u8]) -> Result<declarative::Document> {
     declarative::Document::from_slice(name, &decompress(name, compressed)?)
