@@ -1,6 +1,7 @@
-//! The byte budget on the compressed bytes requested and not yet written ([`Limits`]), grown by
-//! what one round trip to the server brings at the workers' or the link's pace ([`Pace`]), and
-//! carried from one image to the next ([`Learned`]).
+//! The byte budget on the compressed bytes requested and not yet in the partition, and the lead
+//! on those not yet written ([`Limits`]); the budget is what one round trip to the server brings
+//! at the workers' or the link's pace ([`Pace`]), at least a chunk size, and is carried from one
+//! image to the next ([`Learned`]).
 
 use super::fetch::RANGE_CAP;
 use crate::error::{self, Result};
@@ -11,13 +12,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-/// Compressed bytes requested and not yet written, in chunk sizes (one chunk larger than that
-/// passes alone), before the first answers: what a killed install may have to fetch again.
-/// With one chunk's worth, about two chunks are between the network and the disk and the
-/// workers wait for the next answer; two keep them busy on loopback (docs/benchmarks.md,
-/// "Resume"). The budget then grows by what one round trip to the server brings (see
-/// [`Pace`]).
-pub(super) const BUDGET_CHUNKS: u64 = 2;
+/// Compressed bytes requested and not yet in the partition, in chunk sizes (one chunk larger
+/// than that passes alone), before the first answers: what a killed install may have to fetch
+/// again. Chunks are spooled as they arrive (see `spool`), and the workers take them from the
+/// lead, so one chunk's worth keeps them busy on loopback (docs/benchmarks.md, "Resume"). The
+/// budget grows to what one round trip to the server brings when that is more (see [`Pace`]).
+pub(super) const BUDGET_CHUNKS: u64 = 1;
 /// The byte budget never grows past this (64 MiB).
 pub(super) const BUDGET_MAX: u64 = 64 << 20;
 /// Range requests in flight at once, at least (each within the byte budget): while one waits
@@ -26,9 +26,21 @@ const REQUESTS_IN_FLIGHT: usize = 3;
 /// Range requests in flight at once, at most, however large the budget grows.
 const REQUESTS_MAX: usize = 8;
 
-/// What a chunk holds while it is between the network and the disk: its compressed bytes'
-/// share of the byte budget, given back once it is written.
-pub(super) type Held = tokio::sync::OwnedSemaphorePermit;
+/// What a chunk holds from the time it is requested: its compressed bytes' share of the byte
+/// budget, given back once they are in the partition (spooled or written), and of the lead,
+/// given back once the chunk is written.
+#[derive(Debug)]
+pub(super) struct Held {
+    budget: Option<tokio::sync::OwnedSemaphorePermit>,
+    _lead: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// The chunk's compressed bytes are in the partition: a kill no longer loses them.
+    pub(super) fn spooled(&mut self) {
+        self.budget = None;
+    }
+}
 
 /// What the images downloaded so far in one install measured of the server and the workers
 /// ([`Pace`]), and the byte budget they reached: the next image's budget starts there rather
@@ -117,24 +129,38 @@ impl Pace {
 
 /// The limits on what is between the network and the disk.
 pub(super) struct Limits {
-    /// Compressed bytes requested and not yet written (what a killed install fetches again).
+    /// Compressed bytes requested and not yet in the partition, spooled or written (what a
+    /// killed install fetches again).
     pub(super) budget: Arc<tokio::sync::Semaphore>,
+    /// Compressed bytes requested and not yet written: the budget's size plus `lead_extra`.
+    /// The fetch runs at most this far ahead of the writer, so that on a link faster than the
+    /// workers it asks for chunks as the writer takes them, and little is on its way at any
+    /// moment.
+    lead: Arc<tokio::sync::Semaphore>,
+    lead_extra: u64,
     /// The budget's first size: also the most one chunk takes of it.
     base: u64,
-    /// The budget's size now: `base` plus what one round trip brings ([`Pace`]), at most
+    /// The budget's size now: what one round trip brings ([`Pace`]), at least `base`, at most
     /// [`BUDGET_MAX`].
     size: AtomicU64,
     pace: Pace,
 }
 
 impl Limits {
-    /// A budget of `budget_bytes`, or the one the images before reached if that is more.
-    pub(super) fn new(budget_bytes: u64, workers: usize, learned: Learned) -> Limits {
+    /// A budget of `budget_bytes`, or the one the images before reached if that is more, and a
+    /// lead of `lead_extra` bytes more than the budget.
+    pub(super) fn new(
+        budget_bytes: u64,
+        lead_extra: u64,
+        workers: usize,
+        learned: Learned,
+    ) -> Limits {
         let size = learned.budget.min(BUDGET_MAX).max(budget_bytes);
+        let permits = |n: u64| usize::try_from(n).unwrap_or(usize::MAX >> 4);
         Limits {
-            budget: Arc::new(tokio::sync::Semaphore::new(
-                usize::try_from(size).unwrap_or(usize::MAX >> 4),
-            )),
+            budget: Arc::new(tokio::sync::Semaphore::new(permits(size))),
+            lead: Arc::new(tokio::sync::Semaphore::new(permits(size + lead_extra))),
+            lead_extra: lead_extra.max(1),
             base: budget_bytes,
             size: AtomicU64::new(size),
             pace: Pace::new(workers, learned),
@@ -213,7 +239,7 @@ impl Limits {
         Ok(answer)
     }
 
-    /// Grows the budget to `base` plus what one round trip brings (never shrinks it).
+    /// Grows the budget to what one round trip brings, at least `base` (never shrinks it).
     fn grow(&self) {
         self.grow_after(self.pace.began.elapsed());
     }
@@ -221,33 +247,68 @@ impl Limits {
     fn grow_after(&self, elapsed: Duration) {
         let want = self
             .base
-            .saturating_add(self.pace.round_trip_bytes(elapsed))
+            .max(self.pace.round_trip_bytes(elapsed))
             .min(BUDGET_MAX.max(self.base));
         let now = self.size.fetch_max(want, Ordering::Relaxed);
         if want > now {
-            self.budget
-                .add_permits(usize::try_from(want - now).unwrap_or(usize::MAX >> 4));
+            let more = usize::try_from(want - now).unwrap_or(usize::MAX >> 4);
+            self.budget.add_permits(more);
+            self.lead.add_permits(more);
         }
     }
 
+    /// A chunk of `length` compressed bytes takes this much of the lead.
+    fn lead_share(&self, length: u64) -> u32 {
+        u32::try_from(length.clamp(1, self.lead_extra)).unwrap_or(u32::MAX)
+    }
+
+    /// Waits for room in the lead, then in the budget, for a chunk of `length` bytes.
     pub(super) async fn wait(&self, length: u64, cancel: &CancellationToken) -> Result<Held> {
+        let closed = |e: tokio::sync::AcquireError| error::Error::Worker {
+            action: "write the chunks",
+            reason: e.to_string(),
+        };
+        let take = async {
+            let lead = self
+                .lead
+                .clone()
+                .acquire_many_owned(self.lead_share(length))
+                .await
+                .map_err(closed)?;
+            let budget = self
+                .budget
+                .clone()
+                .acquire_many_owned(self.share(length))
+                .await
+                .map_err(closed)?;
+            Ok(Held {
+                budget: Some(budget),
+                _lead: lead,
+            })
+        };
         tokio::select! {
             biased;
             () = cancel.cancelled() => error::CancelledSnafu.fail(),
-            held = self.budget.clone().acquire_many_owned(self.share(length)) => {
-                held.map_err(|e| error::Error::Worker {
-                    action: "write the chunks",
-                    reason: e.to_string(),
-                })
-            }
+            held = take => held,
         }
     }
 
+    /// Room for a chunk of `length` bytes, if there is some now.
     pub(super) fn try_take(&self, length: u64) -> Option<Held> {
-        self.budget
+        let lead = self
+            .lead
+            .clone()
+            .try_acquire_many_owned(self.lead_share(length))
+            .ok()?;
+        let budget = self
+            .budget
             .clone()
             .try_acquire_many_owned(self.share(length))
-            .ok()
+            .ok()?;
+        Some(Held {
+            budget: Some(budget),
+            _lead: lead,
+        })
     }
 }
 
@@ -258,7 +319,7 @@ mod tests {
 
     /// Limits whose pace has these measures (the budget not grown yet).
     fn paced(rtt_ms: u64, decoded_mib_per_10ms: u64, received_mib: u64) -> Limits {
-        let limits = Limits::new(1 << 20, 2, Learned::default());
+        let limits = Limits::new(1 << 20, 64 << 20, 2, Learned::default());
         let pace = &limits.pace;
         pace.round_trip_us.store(rtt_ms * 1000, Ordering::Relaxed);
         pace.decoded_bytes
@@ -271,14 +332,14 @@ mod tests {
     #[test]
     fn the_budget_grows_by_what_one_round_trip_brings() {
         // Nothing measured yet: the first budget.
-        let limits = Limits::new(1 << 20, 2, Learned::default());
+        let limits = Limits::new(1 << 20, 64 << 20, 2, Learned::default());
         limits.grow_after(Duration::from_secs(1));
         assert_eq!(limits.budget.available_permits(), 1 << 20);
         // Two workers, each taking 1 MiB in 10 ms, a 10 ms round trip and a fast link (100
         // MiB in 100 ms): the workers' 2 MiB per round trip.
         let limits = paced(10, 1, 100);
         limits.grow_after(Duration::from_millis(100));
-        assert_eq!(limits.budget.available_permits(), 3 << 20);
+        assert_eq!(limits.budget.available_permits(), 2 << 20);
         assert_eq!(limits.requests(), REQUESTS_IN_FLIGHT);
         // A chunk still takes at most the first budget.
         assert_eq!(limits.share(5 << 20), 1 << 20);
@@ -286,12 +347,16 @@ mod tests {
         // slower link.
         limits.answered(Duration::from_millis(500));
         limits.grow_after(Duration::from_secs(100));
-        assert_eq!(limits.budget.available_permits(), 3 << 20);
-        // A slow link: 1 MiB in the first second gives four times 10 ms of it, not the
-        // workers' pace.
-        let slow = paced(10, 1, 1);
+        assert_eq!(limits.budget.available_permits(), 2 << 20);
+        // A slow link 100 ms away: 10 MiB in the first second gives four times 100 ms of it
+        // (4 MiB), not the workers' 20 MiB.
+        let slow = paced(100, 1, 10);
         slow.grow_after(Duration::from_secs(1));
-        assert_eq!(slow.budget.available_permits(), (1 << 20) + (4 << 20) / 100);
+        assert_eq!(slow.budget.available_permits(), 4 << 20);
+        // Less than a chunk size per round trip (loopback, or a very slow link): a chunk size.
+        let near = paced(1, 1, 1);
+        near.grow_after(Duration::from_secs(1));
+        assert_eq!(near.budget.available_permits(), 1 << 20);
         // A far server, fast workers and link: at most BUDGET_MAX, in at most REQUESTS_MAX
         // requests.
         let far = paced(80, 64, 1000);
@@ -302,14 +367,14 @@ mod tests {
 
     #[test]
     fn the_next_image_starts_from_what_the_images_before_measured() {
-        // An image whose budget grew to 3 MiB (a 10 ms round trip, two workers taking 1 MiB in
+        // An image whose budget grew to 2 MiB (a 10 ms round trip, two workers taking 1 MiB in
         // 10 ms each, a fast link).
         let first = paced(10, 1, 100);
         first.grow_after(Duration::from_millis(100));
         let learned = first.learned();
         // The next image's budget is that one from its start, before any answer.
-        let next = Limits::new(1 << 20, 2, learned);
-        assert_eq!(next.budget.available_permits(), 3 << 20);
+        let next = Limits::new(1 << 20, 64 << 20, 2, learned);
+        assert_eq!(next.budget.available_permits(), 2 << 20);
         // A slower round trip there does not lengthen the shortest, and the workers' pace goes
         // on from what they did before.
         next.answered(Duration::from_millis(20));
@@ -321,20 +386,22 @@ mod tests {
             (2 << 20, 20_000_000)
         );
         // A smaller chunk size's image still gets the budget reached; a larger one at least
-        // its own two chunks.
+        // its own chunk.
         assert_eq!(
-            Limits::new(256 << 10, 2, learned)
+            Limits::new(256 << 10, 64 << 20, 2, learned)
                 .budget
                 .available_permits(),
-            3 << 20
+            2 << 20
         );
         assert_eq!(
-            Limits::new(4 << 20, 2, learned).budget.available_permits(),
+            Limits::new(4 << 20, 64 << 20, 2, learned)
+                .budget
+                .available_permits(),
             4 << 20
         );
         // Nothing measured: nothing carried, the first budget.
-        let fresh = Limits::new(1 << 20, 2, Learned::default());
-        let none = Limits::new(1 << 20, 2, fresh.learned());
+        let fresh = Limits::new(1 << 20, 64 << 20, 2, Learned::default());
+        let none = Limits::new(1 << 20, 64 << 20, 2, fresh.learned());
         assert_eq!(none.budget.available_permits(), 1 << 20);
     }
 
@@ -360,7 +427,9 @@ mod tests {
         let merged = Learned::merged(Learned::default(), hash);
         assert_eq!(merged.round_trip_us, Some(30_000));
         assert_eq!(
-            Limits::new(1 << 20, 2, merged).budget.available_permits(),
+            Limits::new(1 << 20, 64 << 20, 2, merged)
+                .budget
+                .available_permits(),
             6 << 20
         );
     }

@@ -271,8 +271,7 @@ async fn fetch_request(
     Ok(())
 }
 
-/// Hands every whole chunk at the front of `buf` on to the workers, each once its sequence
-/// number is within the window (until then the body is not read: the server waits).
+/// Hands every whole chunk at the front of `buf` on to the workers ([`Pipe::hand_on`]).
 async fn hand_on(
     index: &ChunkIndex,
     buf: &mut BytesMut,
@@ -280,22 +279,10 @@ async fn hand_on(
     pipe: &Pipe<'_>,
     abort: &CancellationToken,
 ) -> Result<()> {
-    let stopped = || error::Error::Worker {
-        action: "write the chunks",
-        reason: "the writer stopped".to_string(),
-    };
-    while let Some(&(seq, chunk, _)) = chunks.peek() {
+    while let Some(&(_, chunk, _)) = chunks.peek() {
         let length = stored(index, chunk).1 as usize;
         if buf.len() < length {
             break;
-        }
-        let mut written = pipe.written.clone();
-        tokio::select! {
-            biased;
-            () = abort.cancelled() => return error::CancelledSnafu.fail(),
-            open = written.wait_for(|&w| seq < w + pipe.window) => {
-                open.map_err(|_| stopped())?;
-            }
         }
         let bytes = buf.split_to(length).freeze();
         let Some((seq, chunk, held)) = chunks.next() else {
@@ -304,10 +291,10 @@ async fn hand_on(
         let fetched = Fetched {
             seq,
             chunk,
-            bytes,
+            bytes: Some(bytes),
             held,
         };
-        pipe.tx.send(fetched).await.map_err(|_| stopped())?;
+        pipe.hand_on(fetched, abort).await?;
     }
     Ok(())
 }
@@ -359,7 +346,7 @@ mod tests {
     async fn a_request_takes_adjacent_chunks_while_the_budget_has_room() {
         let index = index(256 << 10);
         let cancel = CancellationToken::new();
-        let limits = Limits::new(1 << 20, 16, Learned::default());
+        let limits = Limits::new(1 << 20, 64 << 20, 16, Learned::default());
         // 0, 1 | (2 in place) | 4.. across the zero chunk 3.
         let todo = [0, 1, 4, 5, 6, 7, 8, 9, 10, 11];
         let first = next_request(&index, &todo, 0, &limits, true, &cancel)
@@ -396,7 +383,7 @@ mod tests {
         let index = index(1 << 20);
         let todo = [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11];
         // Plenty of budget: the 8 MiB cap cuts the request.
-        let limits = Limits::new(64 << 20, 16, Learned::default());
+        let limits = Limits::new(64 << 20, 64 << 20, 16, Learned::default());
         let request = next_request(&index, &todo, 0, &limits, true, &cancel)
             .await
             .unwrap()
@@ -404,7 +391,7 @@ mod tests {
         assert_eq!(chunks_of(&request), [0, 1, 2, 4, 5, 6, 7, 8]);
         assert_eq!(request.end - request.start, RANGE_CAP);
         // A chunk larger than the whole budget takes all of it, alone.
-        let limits = Limits::new(512 << 10, 16, Learned::default());
+        let limits = Limits::new(512 << 10, 64 << 20, 16, Learned::default());
         let request = next_request(&index, &todo, 0, &limits, true, &cancel)
             .await
             .unwrap()

@@ -4,8 +4,9 @@
 //!
 //! 1. it is already in the inactive partition at its offset: skip it. This is how an interrupted
 //!    install resumes; the partition itself is the journal, so there is no progress file to get
-//!    out of step with it. The partition is synced before it is scanned, so what is read is what
-//!    a power cut would leave.
+//!    out of step with it. What a killed install received and had not yet written is there too:
+//!    each chunk's compressed bytes are spooled into its own place as they arrive (`spool`), and
+//!    the scan decompresses them there once they match the index.
 //! 2. it is in the running set's same partition, at the same offset or (through the running
 //!    release's index) at any offset: copy it locally. An all-zero chunk is written as zeros.
 //! 3. otherwise fetch its compressed bytes with HTTP Range requests (adjacent chunks coalesced
@@ -22,19 +23,27 @@
 //! which had already been checked. One sync at the end (and background syncs at checkpoints)
 //! make it durable before the set can be marked valid.
 //!
-//! Concurrency and memory: the scan runs on every core. Downloads run on the async side; the
-//! compressed chunks go to one worker thread per core (hash, decompress) and from there to one
-//! writer thread, which writes them in order with `pwrite` and reads each back; a syncer thread
-//! syncs at checkpoints. Two limits hold whatever the image size: at most two chunks per core
-//! (4 to 16) between the fetch and the read-back (a chunk waits, and its body with it, until
-//! the chunk that many places before it is read back), and a byte budget on the compressed
-//! bytes requested and not yet written (what a killed install fetches again):
-//! [`BUDGET_CHUNKS`] chunk sizes, grown by what one round trip to the server (the shortest
-//! time to an answer measured so far) brings at the workers' pace, or at a few times the pace
-//! at which bytes arrived so far if that is less, at most [`BUDGET_MAX`] ([`Pace`]). On a far
-//! server a fixed budget would leave the workers idle for a round trip per request; on a slow
-//! link more requests would only share it. ROOT starts with the budget and the measures BOOT
-//! and HASH reached, side by side, before it ([`Learned`]).
+//! Concurrency and memory: the scan runs on every core. Downloads run on the async side, which
+//! spools each chunk as it arrives; the compressed chunks go to one worker thread per core
+//! (hash, decompress) and from there to one writer thread, which writes them in order with
+//! `pwrite` and reads each back; a syncer thread syncs at checkpoints. Three limits hold
+//! whatever the image size:
+//!
+//! - at most two chunks per core (4 to 16) in memory between the fetch and the read-back (the
+//!   window): a chunk past it waits in its spool, and a worker reads it from there when the
+//!   window reaches it (one that could not be spooled waits in memory, and its body with it);
+//! - a byte budget on the compressed bytes requested and not yet in the partition (what a
+//!   killed install fetches again): what one round trip to the server (the shortest time to an
+//!   answer measured so far) brings at the workers' pace, or at a few times the pace at which
+//!   bytes arrived so far if that is less, at least [`BUDGET_CHUNKS`] chunk size, at most
+//!   [`BUDGET_MAX`] ([`Pace`]). On a far server a smaller budget would leave the workers idle
+//!   for a round trip per request; on a slow link more requests would only share it;
+//! - a lead on the compressed bytes requested and not yet written: the budget plus about a
+//!   window of chunks. On a link faster than the workers, the fetch asks for chunks as the
+//!   writer takes them, so little is on its way when a kill comes.
+//!
+//! ROOT starts with the budget and the measures BOOT and HASH reached, side by side, before it
+//! ([`Learned`]).
 //! Copies and zeros are written by the scan threads (each chunk independently, before any
 //! download); the set is not valid until every chunk has been checked, so their order does
 //! not matter.
@@ -47,6 +56,7 @@ mod budget;
 mod fetch;
 mod pipeline;
 mod scan;
+mod spool;
 
 pub(crate) use budget::Learned;
 
@@ -56,7 +66,7 @@ use crate::progress::{Phase, ProgressEvent, ProgressSink};
 use crate::transport::UpdogTransport;
 use budget::{BUDGET_CHUNKS, Limits};
 use fetch::fetch_all;
-use pipeline::{Buffers, Decoded, Fetched, Pipe, decode, write_in_order};
+use pipeline::{Buffers, Decoded, Fetched, Pipe, SpoolReader, decode, write_in_order};
 use scan::{Action, scan};
 use signpost::PartitionInfo;
 use std::fs::{File, OpenOptions};
@@ -223,7 +233,7 @@ pub(crate) async fn install_chunked(
     };
     for a in &actions {
         match a {
-            Action::InPlace => counts.reused += 1,
+            Action::InPlace | Action::Unspooled => counts.reused += 1,
             Action::Copied => counts.copied += 1,
             Action::Zeroed => counts.zeroed += 1,
             Action::Download => {}
@@ -241,8 +251,10 @@ pub(crate) async fn install_chunked(
         .sum();
     let started = Instant::now();
     progress.event(&event(&counts, 0, total_bytes, started));
+    let unspooled = actions.iter().filter(|&&a| a == Action::Unspooled).count();
     tracing::info!(
-        "{}: {} chunks, {} in place, {} copied, {} zeroed, {} to download ({total_bytes} bytes)",
+        "{}: {} chunks, {} in place ({unspooled} of them from the spool), {} copied, {} zeroed, \
+         {} to download ({total_bytes} bytes)",
         job.target,
         counts.total,
         counts.reused,
@@ -322,11 +334,21 @@ async fn download(
     let (written_tx, written) = tokio::sync::watch::channel(0usize);
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let slots = (SLOTS_PER_CORE * workers).clamp(4, 16);
+    // The fetch may run ahead of the writer by the budget and about a window of chunks more.
+    let stored = index
+        .chunks()
+        .iter()
+        .filter(|c| c.data != ChunkData::Zero)
+        .count()
+        .max(1) as u64;
+    let window_bytes = slots as u64 * index.chunk_file_length().div_ceil(stored);
     let limits = Arc::new(Limits::new(
         BUDGET_CHUNKS * index.chunk_size(),
+        window_bytes.max(1),
         workers,
         *learned,
     ));
+    let start = job.partition.byte_range().start;
     let buffers = Arc::new(Buffers::new(index.chunk_size() as usize));
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(slots);
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -336,6 +358,11 @@ async fn download(
         let (rx, tx, index) = (job_rx.clone(), out_tx.clone(), index.clone());
         let (buffers, limits) = (buffers.clone(), limits.clone());
         let (target, file_name) = (job.target.to_string(), index.chunk_file().clone());
+        let mut spooled = SpoolReader {
+            file: file.clone(),
+            start,
+            buf: Vec::new(),
+        };
         handles.push(tokio::task::spawn_blocking(move || {
             loop {
                 let next = rx
@@ -343,8 +370,9 @@ async fn download(
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .blocking_recv();
                 let Some(fetched) = next else { return };
-                let (began, length) = (Instant::now(), fetched.bytes.len() as u64);
-                let decoded = decode(&index, &target, &buffers, fetched);
+                let began = Instant::now();
+                let length = fetch::stored(&index, fetched.chunk).1;
+                let decoded = decode(&index, &target, &buffers, &mut spooled, fetched);
                 limits.decoded(length, began.elapsed());
                 if decoded.is_err() {
                     tracing::debug!("refused a chunk of {}", file_name.as_str());
@@ -365,11 +393,7 @@ async fn download(
     );
     let writer = {
         let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
-        let (label, start) = (
-            job.partition.label.clone(),
-            job.partition.byte_range().start,
-        );
-        let expected = todo.len();
+        let label = job.partition.label.clone();
         let buffers = buffers.clone();
         tokio::task::spawn_blocking(move || {
             write_in_order(
@@ -380,7 +404,6 @@ async fn download(
                 &index,
                 &buffers,
                 out_rx,
-                expected,
                 checkpoint,
                 &written_tx,
             )
@@ -389,11 +412,29 @@ async fn download(
 
     let pipe = Pipe {
         limits: &limits,
+        index: &index,
+        file,
+        start,
+        disk,
+        label: &job.partition.label,
         tx: &job_tx,
         written: &written,
         window: slots,
+        waiting: Mutex::new(Default::default()),
     };
-    let fetched = fetch_all(job, todo, &pipe, counts, report, cancel).await;
+    let done = CancellationToken::new();
+    let (fetched, ()) = tokio::join!(
+        async {
+            let fetched = fetch_all(job, todo, &pipe, counts, report, cancel).await;
+            if matches!(fetched, Err(ref e) if !matches!(e, error::Error::Cancelled)) {
+                pipe.forget();
+            }
+            done.cancel();
+            fetched
+        },
+        pipe.forward(&done)
+    );
+    drop(pipe);
     drop(job_tx);
     for handle in handles {
         let _ = handle.await;
@@ -406,6 +447,10 @@ async fn download(
     let written = written?;
     *learned = limits.learned();
     match fetched {
+        Ok(true) if written != todo.len() as u64 => Err(error::Error::Worker {
+            action: "write the chunks",
+            reason: format!("chunk sequence {written} never arrived"),
+        }),
         Ok(true) => {
             counts.downloaded = written;
             Ok(true)

@@ -5,6 +5,7 @@
 
 use super::budget::{Held, Limits};
 use super::fetch::stored;
+use super::spool;
 use super::{disk_error, verify_error};
 use crate::error::{self, Result};
 use crate::install::page::PageBuf;
@@ -21,20 +22,138 @@ use update_metadata::ChunkIndex;
 pub(super) struct Fetched {
     pub(super) seq: usize,
     pub(super) chunk: usize,
-    pub(super) bytes: Bytes,
+    /// Its compressed bytes, or `None` once they are only in the spool.
+    pub(super) bytes: Option<Bytes>,
     pub(super) held: Held,
 }
 
 /// Where fetched chunks go, and what holds them back.
 pub(super) struct Pipe<'a> {
     pub(super) limits: &'a Limits,
+    pub(super) index: &'a ChunkIndex,
+    /// The disk, and where the partition starts on it (for the spool).
+    pub(super) file: &'a File,
+    pub(super) start: u64,
+    pub(super) disk: &'a Path,
+    pub(super) label: &'a str,
     /// To the workers.
     pub(super) tx: &'a tokio::sync::mpsc::Sender<Fetched>,
     /// How many chunks are read back; gone once the writer stops.
     pub(super) written: &'a tokio::sync::watch::Receiver<usize>,
     /// Chunk `seq` is handed on only once chunk `seq - window` is read back: this bounds the
-    /// chunks between the fetch and the read-back, whatever the budget.
+    /// chunks between the fetch and the read-back in memory, whatever the budget.
     pub(super) window: usize,
+    /// Spooled chunks past the window, by sequence number: their bytes are only in the
+    /// partition until the window reaches them.
+    pub(super) waiting: Mutex<BTreeMap<usize, Fetched>>,
+}
+
+impl Pipe<'_> {
+    fn stopped() -> error::Error {
+        error::Error::Worker {
+            action: "write the chunks",
+            reason: "the writer stopped".to_string(),
+        }
+    }
+
+    /// Spools a chunk that has arrived whole (when it fits in its place), then hands it on to
+    /// the workers: at once within the window; past it, a spooled chunk waits in the partition
+    /// and one that could not be spooled waits in memory (and the body with it: the server
+    /// waits too). The spool is not checked here: the workers check every chunk before they
+    /// decompress it, and the restart's scan checks a spooled chunk the same way.
+    pub(super) async fn hand_on(
+        &self,
+        mut fetched: Fetched,
+        abort: &tokio_util::sync::CancellationToken,
+    ) -> Result<()> {
+        let bytes = fetched
+            .bytes
+            .as_ref()
+            .map(Bytes::as_ref)
+            .unwrap_or_default();
+        let spooled = spool::fits(self.index, fetched.chunk);
+        if spooled {
+            let at = self.start + self.index.range(fetched.chunk).start;
+            spool::write(self.file, at, self.index, fetched.chunk, bytes).map_err(|source| {
+                disk_error(
+                    self.disk,
+                    &format!("spool a chunk in {}", self.label),
+                    source,
+                )
+            })?;
+            fetched.held.spooled();
+        }
+        {
+            let mut waiting = self
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Read under the lock, as `forward` does: a chunk put aside here is seen there.
+            let written = *self.written.borrow();
+            if fetched.seq >= written + self.window && spooled {
+                fetched.bytes = None;
+                waiting.insert(fetched.seq, fetched);
+                return Ok(());
+            }
+        }
+        let mut written = self.written.clone();
+        tokio::select! {
+            biased;
+            () = abort.cancelled() => return error::CancelledSnafu.fail(),
+            open = written.wait_for(|&w| fetched.seq < w + self.window) => {
+                open.map_err(|_| Self::stopped())?;
+            }
+        }
+        self.tx.send(fetched).await.map_err(|_| Self::stopped())
+    }
+
+    /// Hands on the spooled chunks as the window reaches them, until `done`; then all that are
+    /// left, at once (no more will arrive, and the writer needs every one before a gap).
+    pub(super) async fn forward(&self, done: &tokio_util::sync::CancellationToken) {
+        let mut written = self.written.clone();
+        loop {
+            let finished = done.is_cancelled();
+            let ready: Vec<Fetched> = {
+                let mut waiting = self
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let w = *written.borrow_and_update();
+                if finished {
+                    std::mem::take(&mut *waiting).into_values().collect()
+                } else {
+                    let later = waiting.split_off(&(w + self.window));
+                    std::mem::replace(&mut *waiting, later)
+                        .into_values()
+                        .collect()
+                }
+            };
+            for fetched in ready {
+                if self.tx.send(fetched).await.is_err() {
+                    return;
+                }
+            }
+            if finished {
+                return;
+            }
+            tokio::select! {
+                changed = written.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = done.cancelled() => {}
+            }
+        }
+    }
+
+    /// Drops the spooled chunks still waiting (the install failed; they stay in the partition).
+    pub(super) fn forget(&self) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
 }
 
 /// A decompressed chunk on its way to the writer.
@@ -75,14 +194,44 @@ impl Buffers {
     }
 }
 
-/// Checks a fetched chunk's compressed sha256 against the index, then decompresses it.
+/// Where the workers read a spooled chunk's bytes: the disk, where the partition starts on it,
+/// and a buffer per worker.
+pub(super) struct SpoolReader {
+    pub(super) file: Arc<File>,
+    pub(super) start: u64,
+    pub(super) buf: Vec<u8>,
+}
+
+/// Checks chunk `chunk`'s compressed bytes against the sha256 in the index.
+pub(super) fn check(index: &ChunkIndex, target: &str, chunk: usize, bytes: &[u8]) -> Result<()> {
+    let (offset, length, sha) = stored(index, chunk);
+    let actual: [u8; 32] = Sha256::digest(bytes).into();
+    if actual == sha {
+        return Ok(());
+    }
+    Err(error::Error::BadChunk {
+        target: target.to_string(),
+        chunk,
+        start: offset,
+        end: offset + length,
+        reason: format!(
+            "its sha256 is {}, but the index says {}",
+            hex::encode(actual),
+            hex::encode(sha)
+        ),
+    })
+}
+
+/// Checks a fetched chunk's compressed bytes against the index (read from the spool if they are
+/// only there), then decompresses them.
 pub(super) fn decode(
     index: &ChunkIndex,
     target: &str,
     buffers: &Buffers,
+    spooled: &mut SpoolReader,
     fetched: Fetched,
 ) -> Result<Decoded> {
-    let (offset, length, sha) = stored(index, fetched.chunk);
+    let (offset, length, _) = stored(index, fetched.chunk);
     let bad = |reason: String| error::Error::BadChunk {
         target: target.to_string(),
         chunk: fetched.chunk,
@@ -90,18 +239,24 @@ pub(super) fn decode(
         end: offset + length,
         reason,
     };
-    let actual: [u8; 32] = Sha256::digest(&fetched.bytes).into();
-    if actual != sha {
-        return Err(bad(format!(
-            "its sha256 is {}, but the index says {}",
-            hex::encode(actual),
-            hex::encode(sha)
-        )));
-    }
+    let bytes: &[u8] = match &fetched.bytes {
+        Some(bytes) => bytes,
+        None => {
+            let buf = &mut spooled.buf;
+            buf.resize(length as usize, 0);
+            let at = spooled.start + index.range(fetched.chunk).start + spool::HEADER as u64;
+            spooled
+                .file
+                .read_exact_at(buf, at)
+                .map_err(|e| bad(format!("cannot be read from the spool: {e}")))?;
+            buf
+        }
+    };
+    check(index, target, fetched.chunk, bytes)?;
     let range = index.range(fetched.chunk);
     let len = (range.end - range.start) as usize;
     let mut data = buffers.take();
-    let n = match lz4_flex::block::decompress_into(&fetched.bytes, &mut data[..len]) {
+    let n = match lz4_flex::block::decompress_into(bytes, &mut data[..len]) {
         Ok(n) => n,
         Err(e) => {
             buffers.give(data);
@@ -134,7 +289,6 @@ pub(super) fn write_in_order(
     index: &ChunkIndex,
     buffers: &Buffers,
     rx: std::sync::mpsc::Receiver<Result<Decoded>>,
-    expected: usize,
     checkpoint: u64,
     written: &tokio::sync::watch::Sender<usize>,
 ) -> Result<u64> {
@@ -186,12 +340,6 @@ pub(super) fn write_in_order(
     })?;
     wrote?;
     synced.map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
-    if next != expected && !pending.is_empty() {
-        return Err(error::Error::Worker {
-            action: "write the chunks",
-            reason: format!("chunk sequence {next} never arrived"),
-        });
-    }
     Ok(next as u64)
 }
 

@@ -3,6 +3,7 @@
 //! written at once, read back and checked), and what is left is to be downloaded.
 
 use super::pipeline::same;
+use super::spool;
 use super::{disk_error, verify_error};
 use crate::error::{self, Result};
 use crate::install::page::PageBuf;
@@ -23,6 +24,8 @@ const QUICK: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Action {
     InPlace,
+    /// Its compressed bytes were in its place (a killed install's spool): decompressed there.
+    Unspooled,
     Copied,
     Zeroed,
     Download,
@@ -196,8 +199,21 @@ pub(super) fn scan(
             let len = (range.end - range.start) as usize;
             let (buf, back) = buf.split_at_mut(buf.len() / 2);
             let buf = &mut buf[..len];
-            let action = if matches(i, start + range.start, buf)? {
+            let at = start + range.start;
+            let action = if matches(i, at, buf)? {
                 Action::InPlace
+            } else if spool::holds(index, i, buf) {
+                // A killed install's spool: checked against the index before it is
+                // decompressed, like a download. Anything else there is downloaded again.
+                match spool::read(file, at, index, i, back).map_err(|e| io("read", e))? {
+                    Some(compressed)
+                        if lz4_flex::block::decompress_into(compressed, buf).ok() == Some(len) =>
+                    {
+                        write(i, buf, back)?;
+                        Action::Unspooled
+                    }
+                    _ => Action::Download,
+                }
             } else if index.chunks()[i].data == ChunkData::Zero {
                 buf.fill(0);
                 write(i, buf, back)?;
