@@ -107,10 +107,11 @@ impl Pace {
     }
 
     /// Compressed bytes to keep on their way for one round trip, `elapsed` after the first
-    /// request: the workers' pace, or [`LINK_GAIN`] times the pace at which bytes arrived so far
-    /// if that is less (a slow link gains nothing from more requests sharing it), times the
-    /// shortest round trip. 0 until all are measured.
-    fn round_trip_bytes(&self, elapsed: Duration) -> u64 {
+    /// request: the workers' pace times the shortest round trip, less `window` (the chunks the
+    /// lead keeps waiting for the workers cover that much of it), or [`LINK_GAIN`] times the
+    /// pace at which bytes arrived so far times the round trip if that is less (a slow link
+    /// gains nothing from more requests sharing it). 0 until all are measured.
+    fn round_trip_bytes(&self, elapsed: Duration, window: u64) -> u64 {
         let rtt = self.round_trip_us.load(Ordering::Relaxed);
         let (bytes, ns) = (
             self.decoded_bytes.load(Ordering::Relaxed),
@@ -123,7 +124,8 @@ impl Pace {
         }
         let workers_per_us = bytes as f64 * 1000.0 / ns as f64 * self.workers as f64;
         let link_per_us = LINK_GAIN * received as f64 / elapsed_us;
-        (workers_per_us.min(link_per_us) * rtt as f64) as u64
+        let workers = ((workers_per_us * rtt as f64) as u64).saturating_sub(window);
+        workers.min((link_per_us * rtt as f64) as u64)
     }
 }
 
@@ -140,8 +142,8 @@ pub(super) struct Limits {
     lead_extra: u64,
     /// The budget's first size: also the most one chunk takes of it.
     base: u64,
-    /// The budget's size now: what one round trip brings ([`Pace`]), at least `base`, at most
-    /// [`BUDGET_MAX`].
+    /// The budget's size now: what one round trip brings ([`Pace`]) less `lead_extra`, at least
+    /// `base`, at most [`BUDGET_MAX`].
     size: AtomicU64,
     pace: Pace,
 }
@@ -160,7 +162,7 @@ impl Limits {
         Limits {
             budget: Arc::new(tokio::sync::Semaphore::new(permits(size))),
             lead: Arc::new(tokio::sync::Semaphore::new(permits(size + lead_extra))),
-            lead_extra: lead_extra.max(1),
+            lead_extra,
             base: budget_bytes,
             size: AtomicU64::new(size),
             pace: Pace::new(workers, learned),
@@ -239,7 +241,9 @@ impl Limits {
         Ok(answer)
     }
 
-    /// Grows the budget to what one round trip brings, at least `base` (never shrinks it).
+    /// Grows the budget to what one round trip brings (at the workers' pace, less what the lead
+    /// holds past the budget: a window of chunks waiting for them, which covers that much of
+    /// the round trip), at least `base` (never shrinks it).
     fn grow(&self) {
         self.grow_after(self.pace.began.elapsed());
     }
@@ -247,7 +251,7 @@ impl Limits {
     fn grow_after(&self, elapsed: Duration) {
         let want = self
             .base
-            .max(self.pace.round_trip_bytes(elapsed))
+            .max(self.pace.round_trip_bytes(elapsed, self.lead_extra))
             .min(BUDGET_MAX.max(self.base));
         let now = self.size.fetch_max(want, Ordering::Relaxed);
         if want > now {
@@ -259,7 +263,7 @@ impl Limits {
 
     /// A chunk of `length` compressed bytes takes this much of the lead.
     fn lead_share(&self, length: u64) -> u32 {
-        u32::try_from(length.clamp(1, self.lead_extra)).unwrap_or(u32::MAX)
+        u32::try_from(length.clamp(1, self.lead_extra.max(1))).unwrap_or(u32::MAX)
     }
 
     /// Waits for room in the lead, then in the budget, for a chunk of `length` bytes.
@@ -319,7 +323,7 @@ mod tests {
 
     /// Limits whose pace has these measures (the budget not grown yet).
     fn paced(rtt_ms: u64, decoded_mib_per_10ms: u64, received_mib: u64) -> Limits {
-        let limits = Limits::new(1 << 20, 64 << 20, 2, Learned::default());
+        let limits = Limits::new(1 << 20, 0, 2, Learned::default());
         let pace = &limits.pace;
         pace.round_trip_us.store(rtt_ms * 1000, Ordering::Relaxed);
         pace.decoded_bytes
@@ -332,7 +336,7 @@ mod tests {
     #[test]
     fn the_budget_grows_by_what_one_round_trip_brings() {
         // Nothing measured yet: the first budget.
-        let limits = Limits::new(1 << 20, 64 << 20, 2, Learned::default());
+        let limits = Limits::new(1 << 20, 0, 2, Learned::default());
         limits.grow_after(Duration::from_secs(1));
         assert_eq!(limits.budget.available_permits(), 1 << 20);
         // Two workers, each taking 1 MiB in 10 ms, a 10 ms round trip and a fast link (100
@@ -357,6 +361,21 @@ mod tests {
         let near = paced(1, 1, 1);
         near.grow_after(Duration::from_secs(1));
         assert_eq!(near.budget.available_permits(), 1 << 20);
+        // The window of chunks the lead keeps ahead of the workers covers part of the round
+        // trip: 10 ms of two workers is 2 MiB, less a window of 1.5 MiB leaves less than a
+        // chunk size; a round trip of 40 ms leaves 6.5 MiB.
+        let windowed = |rtt_ms: u64| {
+            let limits = Limits::new(1 << 20, 3 << 19, 2, Learned::default());
+            let pace = &limits.pace;
+            pace.round_trip_us.store(rtt_ms * 1000, Ordering::Relaxed);
+            pace.decoded_bytes.store(1 << 20, Ordering::Relaxed);
+            pace.decode_ns.store(10_000_000, Ordering::Relaxed);
+            pace.received.store(100 << 20, Ordering::Relaxed);
+            limits.grow_after(Duration::from_millis(100));
+            limits.budget.available_permits()
+        };
+        assert_eq!(windowed(10), 1 << 20);
+        assert_eq!(windowed(40), (8 << 20) - (3 << 19));
         // A far server, fast workers and link: at most BUDGET_MAX, in at most REQUESTS_MAX
         // requests.
         let far = paced(80, 64, 1000);
@@ -373,7 +392,7 @@ mod tests {
         first.grow_after(Duration::from_millis(100));
         let learned = first.learned();
         // The next image's budget is that one from its start, before any answer.
-        let next = Limits::new(1 << 20, 64 << 20, 2, learned);
+        let next = Limits::new(1 << 20, 0, 2, learned);
         assert_eq!(next.budget.available_permits(), 2 << 20);
         // A slower round trip there does not lengthen the shortest, and the workers' pace goes
         // on from what they did before.
@@ -388,20 +407,20 @@ mod tests {
         // A smaller chunk size's image still gets the budget reached; a larger one at least
         // its own chunk.
         assert_eq!(
-            Limits::new(256 << 10, 64 << 20, 2, learned)
+            Limits::new(256 << 10, 0, 2, learned)
                 .budget
                 .available_permits(),
             2 << 20
         );
         assert_eq!(
-            Limits::new(4 << 20, 64 << 20, 2, learned)
+            Limits::new(4 << 20, 0, 2, learned)
                 .budget
                 .available_permits(),
             4 << 20
         );
         // Nothing measured: nothing carried, the first budget.
-        let fresh = Limits::new(1 << 20, 64 << 20, 2, Learned::default());
-        let none = Limits::new(1 << 20, 64 << 20, 2, fresh.learned());
+        let fresh = Limits::new(1 << 20, 0, 2, Learned::default());
+        let none = Limits::new(1 << 20, 0, 2, fresh.learned());
         assert_eq!(none.budget.available_permits(), 1 << 20);
     }
 
@@ -427,7 +446,7 @@ mod tests {
         let merged = Learned::merged(Learned::default(), hash);
         assert_eq!(merged.round_trip_us, Some(30_000));
         assert_eq!(
-            Limits::new(1 << 20, 64 << 20, 2, merged)
+            Limits::new(1 << 20, 0, 2, merged)
                 .budget
                 .available_permits(),
             6 << 20
