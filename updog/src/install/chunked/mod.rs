@@ -34,10 +34,11 @@
 //!   window reaches it (one that could not be spooled waits in memory, and its body with it);
 //! - a byte budget on the compressed bytes requested and not yet in the partition (what a
 //!   killed install fetches again): what one round trip to the server (the shortest time to an
-//!   answer measured so far) brings at the workers' pace, or at a few times the pace at which
-//!   bytes arrived so far if that is less, at least [`BUDGET_CHUNKS`] chunk size, at most
-//!   [`BUDGET_MAX`] ([`Pace`]). On a far server a smaller budget would leave the workers idle
-//!   for a round trip per request; on a slow link more requests would only share it;
+//!   answer measured so far) brings at the workers' pace beyond the window of chunks already
+//!   waiting for them, or at a few times the pace at which bytes arrived so far if that is
+//!   less, at least [`BUDGET_CHUNKS`] chunk size, at most [`BUDGET_MAX`] ([`Pace`]). On a far
+//!   server a smaller budget would leave the workers idle for a round trip per request; on a
+//!   slow link more requests would only share it;
 //! - a lead on the compressed bytes requested and not yet written: the budget plus about a
 //!   window of chunks. On a link faster than the workers, the fetch asks for chunks as the
 //!   writer takes them, so little is on its way when a kill comes.
