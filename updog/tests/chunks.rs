@@ -120,8 +120,13 @@ fn release_of(
 /// A chunked world with 1.1.0 published, every file changed (no chunk of ROOT's can be copied
 /// from set A), and ROOT's index of 1.1.0.
 fn everything_changed() -> (World, BuiltRelease, ChunkIndex) {
-    let world = world();
-    let second = release(&world, &(0..FILES).collect::<Vec<_>>());
+    everything_changed_of(noise)
+}
+
+/// The same, with files made by `contents`.
+fn everything_changed_of(contents: fn(u64, usize) -> Vec<u8>) -> (World, BuiltRelease, ChunkIndex) {
+    let world = world_of(contents);
+    let second = release_of(&world, &(0..FILES).collect::<Vec<_>>(), contents);
     let root = index(&world, "1.1.0", "root");
     (world, second, root)
 }
@@ -309,9 +314,7 @@ fn a_corrupted_chunk_is_refused_before_it_is_written_and_named() {
     if !tools_present() {
         return;
     }
-    let world = world_of(compressible);
-    let second = release_of(&world, &(0..FILES).collect::<Vec<_>>(), compressible);
-    let root = index(&world, "1.1.0", "root");
+    let (world, second, root) = everything_changed_of(compressible);
     // The last stored chunk: every one before it in the file is fetched and written first.
     let (bad, offset, length) = root
         .chunks()
@@ -530,9 +533,7 @@ fn a_killed_install_keeps_the_chunks_it_received_and_the_restart_fetches_none_of
         return;
     }
     // Files that compress, so that each chunk's compressed bytes fit in its place.
-    let world = world_of(compressible);
-    let second = release_of(&world, &(0..FILES).collect::<Vec<_>>(), compressible);
-    let root = index(&world, "1.1.0", "root");
+    let (world, second, root) = everything_changed_of(compressible);
     fill_b(&world.node, 0xAA);
     // The first answer for ROOT's chunks stalls in its fourth chunk; the others come whole.
     // The three chunks before the stall are written; those of the next answers arrive but
