@@ -17,6 +17,21 @@ pub mod tuf;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `len` pseudo-random bytes from `seed` (xorshift64): incompressible, the same for the same
+/// seed, different for different seeds. Test images and releases are made of them.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 /// Whether the tests run under CI (`CI=true`), where nothing may be skipped.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

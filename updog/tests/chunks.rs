@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use test_tools::noise;
 use testsys::{BuiltRelease, Fault, HttpServer, PublishOptions, ServedNode, TestNode};
 use update_metadata::ChunkIndex;
 use update_metadata::chunks::ChunkData;
@@ -24,20 +25,6 @@ use update_metadata::chunks::ChunkData;
 /// Small chunks, so that the small test images have many.
 const CHUNK: u64 = 64 << 10;
 const FILES: usize = 48;
-
-/// Pseudo-random bytes (incompressible, so that chunks differ in size as real ones do not, but
-/// every file's blocks are distinct).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Bytes that compress to about a quarter, as most of a root filesystem does: in every 4 KiB,
 /// 1 KiB of noise and 3 KiB of zeros.

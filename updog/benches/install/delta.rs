@@ -6,6 +6,7 @@ use crate::chunk_size::chunk_size_table;
 use crate::fixture::{build, chunk_bytes, chunked_options, garbage_b, index_of};
 use crate::measure::time;
 use std::path::{Path, PathBuf};
+use test_tools::noise;
 use testsys::{BuiltRelease, HttpServer, NodeSpec, TestNode, TestRepo};
 use update_metadata::chunks::ChunkData;
 
@@ -115,20 +116,6 @@ pub(crate) fn delta(
     if let Some(ten) = ten_percent.filter(|_| part("chunk-size")) {
         chunk_size_table(&big.images.root.path, &ten.images.root.path);
     }
-}
-
-/// Pseudo-random bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Every regular file under `dir` with its length, in a stable order.

@@ -2,7 +2,7 @@
 //! body handed on chunk by chunk to the workers and asked for again from where it broke off.
 
 use super::budget::{Held, Limits};
-use super::pipeline::{Fetched, Pipe};
+use super::pipeline::Pipe;
 use super::{ChunkCounts, ChunkSource, ChunkedJob};
 use crate::error::{self, Result};
 use crate::transport::UpdogTransport;
@@ -285,16 +285,10 @@ async fn hand_on(
             break;
         }
         let bytes = buf.split_to(length).freeze();
-        let Some((seq, chunk, held)) = chunks.next() else {
+        let Some(next) = chunks.next() else {
             break;
         };
-        let fetched = Fetched {
-            seq,
-            chunk,
-            bytes: Some(bytes),
-            held,
-        };
-        pipe.hand_on(fetched, abort).await?;
+        pipe.hand_on(next, bytes, abort).await?;
     }
     Ok(())
 }

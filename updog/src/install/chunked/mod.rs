@@ -362,7 +362,7 @@ async fn download(
         let mut spooled = SpoolReader {
             file: file.clone(),
             start,
-            buf: Vec::new(),
+            buf: vec![0; index.chunk_size() as usize],
         };
         handles.push(tokio::task::spawn_blocking(move || {
             loop {

@@ -63,26 +63,28 @@ impl Pipe<'_> {
     /// decompress it, and the restart's scan checks a spooled chunk the same way.
     pub(super) async fn hand_on(
         &self,
-        mut fetched: Fetched,
+        (seq, chunk, mut held): (usize, usize, Held),
+        bytes: Bytes,
         abort: &tokio_util::sync::CancellationToken,
     ) -> Result<()> {
-        let bytes = fetched
-            .bytes
-            .as_ref()
-            .map(Bytes::as_ref)
-            .unwrap_or_default();
-        let spooled = spool::fits(self.index, fetched.chunk);
+        let spooled = spool::fits(self.index, chunk);
         if spooled {
-            let at = self.start + self.index.range(fetched.chunk).start;
-            spool::write(self.file, at, self.index, fetched.chunk, bytes).map_err(|source| {
+            let at = self.start + self.index.range(chunk).start;
+            spool::write(self.file, at, self.index, chunk, &bytes).map_err(|source| {
                 disk_error(
                     self.disk,
                     &format!("spool a chunk in {}", self.label),
                     source,
                 )
             })?;
-            fetched.held.spooled();
+            held.spooled();
         }
+        let mut fetched = Fetched {
+            seq,
+            chunk,
+            bytes: Some(bytes),
+            held,
+        };
         {
             let mut waiting = self
                 .waiting
@@ -195,35 +197,49 @@ impl Buffers {
 }
 
 /// Where the workers read a spooled chunk's bytes: the disk, where the partition starts on it,
-/// and a buffer per worker.
+/// and a chunk-sized buffer per worker.
 pub(super) struct SpoolReader {
     pub(super) file: Arc<File>,
     pub(super) start: u64,
     pub(super) buf: Vec<u8>,
 }
 
-/// Checks chunk `chunk`'s compressed bytes against the sha256 in the index.
-pub(super) fn check(index: &ChunkIndex, target: &str, chunk: usize, bytes: &[u8]) -> Result<()> {
+/// Checks chunk `chunk`'s compressed bytes against the sha256 in the index, then decompresses
+/// them into `out`, which must be exactly the chunk's length. The download's workers and the
+/// scan of a spool both go through here.
+pub(super) fn unpack(
+    index: &ChunkIndex,
+    target: &str,
+    chunk: usize,
+    compressed: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
     let (offset, length, sha) = stored(index, chunk);
-    let actual: [u8; 32] = Sha256::digest(bytes).into();
-    if actual == sha {
-        return Ok(());
-    }
-    Err(error::Error::BadChunk {
+    let bad = |reason: String| error::Error::BadChunk {
         target: target.to_string(),
         chunk,
         start: offset,
         end: offset + length,
-        reason: format!(
+        reason,
+    };
+    let actual: [u8; 32] = Sha256::digest(compressed).into();
+    if actual != sha {
+        return Err(bad(format!(
             "its sha256 is {}, but the index says {}",
             hex::encode(actual),
             hex::encode(sha)
-        ),
-    })
+        )));
+    }
+    let len = out.len();
+    match lz4_flex::block::decompress_into(compressed, out) {
+        Ok(n) if n == len => Ok(()),
+        Ok(n) => Err(bad(format!("it decompresses to {n} bytes, not {len}"))),
+        Err(e) => Err(bad(format!("it is not an lz4 block: {e}"))),
+    }
 }
 
-/// Checks a fetched chunk's compressed bytes against the index (read from the spool if they are
-/// only there), then decompresses them.
+/// Checks a fetched chunk's compressed bytes against the index and decompresses them ([`unpack`]),
+/// reading them from the spool first if they are only there.
 pub(super) fn decode(
     index: &ChunkIndex,
     target: &str,
@@ -231,43 +247,29 @@ pub(super) fn decode(
     spooled: &mut SpoolReader,
     fetched: Fetched,
 ) -> Result<Decoded> {
-    let (offset, length, _) = stored(index, fetched.chunk);
-    let bad = |reason: String| error::Error::BadChunk {
-        target: target.to_string(),
-        chunk: fetched.chunk,
-        start: offset,
-        end: offset + length,
-        reason,
-    };
+    let range = index.range(fetched.chunk);
     let bytes: &[u8] = match &fetched.bytes {
         Some(bytes) => bytes,
         None => {
-            let buf = &mut spooled.buf;
-            buf.resize(length as usize, 0);
-            let at = spooled.start + index.range(fetched.chunk).start + spool::HEADER as u64;
-            spooled
-                .file
-                .read_exact_at(buf, at)
-                .map_err(|e| bad(format!("cannot be read from the spool: {e}")))?;
-            buf
+            let at = spooled.start + range.start;
+            spool::read(&spooled.file, at, index, fetched.chunk, &mut spooled.buf).map_err(|e| {
+                let (offset, length, _) = stored(index, fetched.chunk);
+                error::Error::BadChunk {
+                    target: target.to_string(),
+                    chunk: fetched.chunk,
+                    start: offset,
+                    end: offset + length,
+                    reason: format!("it cannot be read from the spool: {e}"),
+                }
+            })?
         }
     };
-    check(index, target, fetched.chunk, bytes)?;
-    let range = index.range(fetched.chunk);
-    let len = (range.end - range.start) as usize;
     let mut data = buffers.take();
-    let n = match lz4_flex::block::decompress_into(bytes, &mut data[..len]) {
-        Ok(n) => n,
-        Err(e) => {
-            buffers.give(data);
-            return Err(bad(format!("it is not an lz4 block: {e}")));
-        }
-    };
-    if n != len {
+    data.resize((range.end - range.start) as usize, 0);
+    if let Err(e) = unpack(index, target, fetched.chunk, bytes, &mut data) {
         buffers.give(data);
-        return Err(bad(format!("it decompresses to {n} bytes, not {len}")));
+        return Err(e);
     }
-    data.truncate(len);
     Ok(Decoded {
         seq: fetched.seq,
         chunk: fetched.chunk,

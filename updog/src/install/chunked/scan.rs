@@ -2,7 +2,7 @@
 //! place is kept, one found in the running set is copied and an all-zero one is zeroed (each
 //! written at once, read back and checked), and what is left is to be downloaded.
 
-use super::pipeline::same;
+use super::pipeline::{same, unpack};
 use super::spool;
 use super::{disk_error, verify_error};
 use crate::error::{self, Result};
@@ -205,14 +205,13 @@ pub(super) fn scan(
             } else if spool::holds(index, i, buf) {
                 // A killed install's spool: checked against the index before it is
                 // decompressed, like a download. Anything else there is downloaded again.
-                match spool::read(file, at, index, i, back).map_err(|e| io("read", e))? {
-                    Some(compressed)
-                        if lz4_flex::block::decompress_into(compressed, buf).ok() == Some(len) =>
-                    {
-                        write(i, buf, back)?;
-                        Action::Unspooled
-                    }
-                    _ => Action::Download,
+                let compressed =
+                    spool::read(file, at, index, i, back).map_err(|e| io("read", e))?;
+                if unpack(index, label, i, compressed, buf).is_ok() {
+                    write(i, buf, back)?;
+                    Action::Unspooled
+                } else {
+                    Action::Download
                 }
             } else if index.chunks()[i].data == ChunkData::Zero {
                 buf.fill(0);

@@ -11,7 +11,6 @@
 //! incompressible chunk, a short last chunk) is not spooled.
 
 use super::fetch::stored;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use update_metadata::ChunkIndex;
@@ -54,20 +53,21 @@ pub(super) fn holds(index: &ChunkIndex, i: usize, first: &[u8]) -> bool {
     fits(index, i) && first.len() >= HEADER && first[..HEADER] == header(index, i)
 }
 
-/// Reads chunk `i`'s spooled compressed bytes from its place at `at` into `buf` and checks them
-/// against the index; `Ok(None)` if they are not all there.
+/// Reads chunk `i`'s spooled compressed bytes from its place at `at` into the front of `buf`
+/// (which the chunk's place is larger than). They are not checked here:
+/// [`super::pipeline::unpack`] checks them against the index before it decompresses them.
 pub(super) fn read<'b>(
     file: &File,
     at: u64,
     index: &ChunkIndex,
     i: usize,
     buf: &'b mut [u8],
-) -> std::io::Result<Option<&'b [u8]>> {
-    let (_, length, sha) = stored(index, i);
-    let Some(buf) = buf.get_mut(..length as usize) else {
-        return Ok(None);
-    };
+) -> std::io::Result<&'b [u8]> {
+    let (_, length, _) = stored(index, i);
+    let have = buf.len();
+    let buf = buf
+        .get_mut(..length as usize)
+        .ok_or_else(|| std::io::Error::other(format!("a buffer of {have} bytes for {length}")))?;
     file.read_exact_at(buf, at + HEADER as u64)?;
-    let actual: [u8; 32] = Sha256::digest(&*buf).into();
-    Ok((actual == sha).then_some(&*buf))
+    Ok(buf)
 }
