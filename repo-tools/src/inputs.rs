@@ -13,25 +13,25 @@ use std::path::Path;
 /// so that a file too short to hold one is refused as not lz4.
 const END: [u8; 7] = [0xff; 7];
 
-/// Decompresses the lz4 frame in `path`, appending what it holds to `out` when given. Refuses,
-/// naming `what` and `path`, a file that is empty, is not lz4, ends inside its frame, has a
-/// frame that does not decode, or has anything after its frame (a node stops reading at the end
-/// of the first frame, and updog refuses more).
+/// Decompresses the lz4 frame in `path`, refusing, naming `what` and `path`, a file that is
+/// empty, is not lz4, ends inside its frame, has a frame that does not decode, or has anything
+/// after its frame (a node stops reading at the end of the first frame, and updog refuses more).
 ///
 /// lz4_flex's decoder takes a stream that stops between two blocks for the end of the frame, so
 /// the file is followed by [`END`]: the end mark and checksum of a whole frame are read from the
 /// file itself, and a frame the file leaves unfinished reads `END` as a block header (too big)
 /// or block bytes, which the decoder refuses or stops at.
-pub(crate) fn check_lz4(what: &str, path: &Path, out: Option<&mut Vec<u8>>) -> Result<()> {
+pub(crate) fn check_lz4(what: &str, path: &Path) -> Result<()> {
     let file = std::fs::File::open(path).context(error::ReadFileSnafu { path })?;
     let len = file
         .metadata()
         .context(error::ReadFileSnafu { path })?
         .len();
-    check_stream(what, path, BufReader::new(file), len, out)
+    check_stream(what, path, BufReader::new(file), len, None)
 }
 
-/// [`check_lz4`] of the `len` bytes `input` reads.
+/// [`check_lz4`] of the `len` bytes `input` reads, appending what the frame holds to `out` when
+/// given.
 fn check_stream(
     what: &str,
     path: &Path,
@@ -106,14 +106,13 @@ pub(crate) fn check_migration(target: &str, path: &Path) -> Result<()> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().ends_with(".lz4"));
     let name = path.display().to_string();
+    let bytes = std::fs::read(path).context(error::ReadFileSnafu { path })?;
     let read = if compressed {
         // The whole-frame check names what is wrong with the frame; the node's own reading then
         // bounds what it decompresses to.
-        check_lz4("migration", path, None)?;
-        let bytes = std::fs::read(path).context(error::ReadFileSnafu { path })?;
+        check_stream("migration", path, &bytes[..], bytes.len() as u64, None)?;
         migrator::read_declarative(&name, &bytes)
     } else {
-        let bytes = std::fs::read(path).context(error::ReadFileSnafu { path })?;
         migrator::Document::from_slice(&name, &bytes)
     };
     read.map_err(Box::new).context(error::MigrationSnafu)?;
@@ -153,15 +152,7 @@ mod tests {
     /// Incompressible bytes for two blocks: the first is stored as it is, so its end is at a
     /// known offset.
     fn data() -> Vec<u8> {
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        (0..70_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        test_tools::noise(0x2545_f491_4f6c_dd1d, 70_000)
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub async fn publish(
 pub fn check_inputs(release: &Release) -> Result<()> {
     check_inputs_exist(release)?;
     for (what, path) in images(release) {
-        crate::inputs::check_lz4(what, path, None)?;
+        crate::inputs::check_lz4(what, path)?;
     }
     for path in &release.migrations {
         crate::inputs::check_migration(&migration_name(&release.version, path), path)?;
@@ -279,8 +279,8 @@ pub async fn change(
     expiries: Expiries,
     now: Timestamp,
 ) -> Result<Versions> {
-    // Keys first: the new manifest is a target, copied before signing.
-    crate::sign::check_keys(repo_dir, None, key_files)?;
+    // Signing checks the keys before anything is written: the new manifest is staged and
+    // copied only once the edit is signed.
     let (editor, previous) = repo_dir.editor(trusted_root).await?;
     let mut manifest = load_manifest(previous.as_ref()).await?;
     let (variant, arch) = (repo_dir.variant.as_str(), repo_dir.arch.as_str());
@@ -325,8 +325,7 @@ pub async fn change(
                 })?;
         }
     }
-    let staged = Staged::new()?;
-    staged
+    Staged::new()?
         .finish(
             repo_dir,
             editor,

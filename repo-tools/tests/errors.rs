@@ -68,14 +68,20 @@ fn bad_keys_are_refused_before_anything_is_written() {
     validate_ok(dir);
 }
 
-#[test]
-fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
+/// Keys, a signed root whose timestamp role takes two keys of two (`keys/timestamp.pem` and
+/// `keys/timestamp-2.pem`), and images for 1.0.0; nothing published yet.
+fn two_timestamp_keys(dir: &Path) {
     keys_and_root(dir, "ed25519");
     fake_images(dir, "1.0.0");
     second_timestamp_key(dir);
     sign_root(dir);
+}
+
+#[test]
+fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    two_timestamp_keys(dir);
     let mut extra = vec!["--root", "root.json", "--no-waves"];
     extra.extend(SIGN);
     let line = refused(
@@ -109,10 +115,7 @@ fn a_threshold_not_met_is_refused_before_the_repository_is_created() {
 fn one_key_given_twice_counts_once_toward_a_threshold() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    keys_and_root(dir, "ed25519");
-    fake_images(dir, "1.0.0");
-    second_timestamp_key(dir);
-    sign_root(dir);
+    two_timestamp_keys(dir);
     let mut extra = vec!["--root", "root.json", "--no-waves"];
     extra.extend(SIGN);
     extra.extend(["--key", "keys/timestamp.pem"]);
@@ -498,35 +501,9 @@ fn a_variant_or_arch_that_is_not_a_plain_name_is_refused_by_every_verb() {
     let dir = work.path();
     keys_and_root(dir, "ed25519");
     fake_images(dir, "1.0.0");
-    let publish = |variant: &str, arch: &str| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "publish",
-            "--repo",
-            "repo",
-            "--variant",
-            variant,
-            "--arch",
-            arch,
-            "--root",
-            "root.json",
-            "--version",
-            "1.0.0",
-            "--no-waves",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for (flag, file) in [
-            ("--boot-image", "boot.ext4.lz4"),
-            ("--root-image", "root.ext4.lz4"),
-            ("--hash-image", "root.verity.lz4"),
-        ] {
-            args.push(flag.to_string());
-            args.push(format!("images/1.0.0/{file}"));
-        }
-        args.extend(SIGN.iter().map(|s| s.to_string()));
-        args
-    };
+    let mut extra = vec!["--root", "root.json", "--no-waves"];
+    extra.extend(SIGN);
+    let publish = |variant: &str, arch: &str| publish_args_for(variant, arch, "1.0.0", &extra);
     for (variant, arch, flag, value) in [
         ("../escape", "x86_64", "--variant", "../escape"),
         ("", "x86_64", "--variant", ""),

@@ -11,6 +11,9 @@ use std::path::Path;
 
 const META: &str = "repo/demo/x86_64";
 
+/// The walkthrough's one timestamp key, as repo-tool arguments.
+const TIMESTAMP_KEY: [&str; 2] = ["--key", "keys/timestamp.pem"];
+
 fn timestamp_only(rest: &[&'static str]) -> Vec<&'static str> {
     let mut args = on_repo(&["refresh"], &["--timestamp-only"]);
     args.extend(rest);
@@ -94,7 +97,7 @@ fn a_timestamp_only_refresh_needs_only_the_timestamp_key_and_changes_only_timest
     validate_ok(dir);
 
     // Again at once: the version still rises. A full refresh afterwards signs above it.
-    ok(dir, &timestamp_only(&["--key", "keys/timestamp.pem"]));
+    ok(dir, &timestamp_only(&TIMESTAMP_KEY));
     let (again, _, _) = loaded_timestamp(dir);
     assert!(again > new_version, "{again} <= {new_version}");
     ok(dir, &on_repo(&["refresh"], &SIGN));
@@ -117,7 +120,7 @@ fn a_timestamp_only_refresh_takes_timestamp_keys_only_and_enough_of_them() {
     extra.extend(["--key", "keys/timestamp-2.pem"]);
     ok(dir, &strs(&publish_args("1.0.0", &extra)));
 
-    let line = refused(dir, &timestamp_only(&["--key", "keys/timestamp.pem"]), "");
+    let line = refused(dir, &timestamp_only(&TIMESTAMP_KEY), "");
     assert_eq!(
         line,
         "Threshold not met for role 'timestamp' in 1.root.json (keys given: 1): \
@@ -175,7 +178,6 @@ fn a_timestamp_only_refresh_never_outlives_snapshot_or_targets() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     two_releases(dir, "ed25519", "now");
-    let timestamp_key = ["--key", "keys/timestamp.pem"];
 
     for (role, flag) in [
         ("snapshot", "--snapshot-expires"),
@@ -192,7 +194,7 @@ fn a_timestamp_only_refresh_never_outlives_snapshot_or_targets() {
         // The default week is longer than the role has left.
         let line = refused(
             dir,
-            &timestamp_only(&timestamp_key),
+            &timestamp_only(&TIMESTAMP_KEY),
             &format!(
                 "Failed to refresh '{META}/timestamp.json' alone: {role} expires {role_expires}, \
                  before the new timestamp would ("
@@ -200,14 +202,14 @@ fn a_timestamp_only_refresh_never_outlives_snapshot_or_targets() {
         );
         assert!(line.ends_with("); run a full refresh"), "{line}");
         // A timestamp that expires no later than the role is fine.
-        let mut shorter = timestamp_key.to_vec();
+        let mut shorter = TIMESTAMP_KEY.to_vec();
         shorter.extend(["--timestamp-expires", "2 days"]);
         ok(dir, &timestamp_only(&shorter));
         validate_ok(dir);
     }
     // After a full refresh with the default two weeks, the default week fits again.
     ok(dir, &on_repo(&["refresh"], &SIGN));
-    ok(dir, &timestamp_only(&timestamp_key));
+    ok(dir, &timestamp_only(&TIMESTAMP_KEY));
     validate_ok(dir);
 }
 
@@ -217,7 +219,6 @@ fn a_timestamp_only_refresh_refuses_a_version_that_cannot_rise_and_a_changed_sna
     let dir = work.path();
     two_releases(dir, "ed25519", "now");
     let meta = dir.join(META);
-    let timestamp_key = ["--key", "keys/timestamp.pem"];
 
     // A snapshot file that no longer matches the length and hashes the timestamp names.
     let snapshot_version = load_repo(dir).snapshot().signed.version;
@@ -226,7 +227,7 @@ fn a_timestamp_only_refresh_refuses_a_version_that_cannot_rise_and_a_changed_sna
     std::fs::write(&snapshot_file, [&original[..], b" "].concat()).unwrap();
     let line = refused(
         dir,
-        &timestamp_only(&timestamp_key),
+        &timestamp_only(&TIMESTAMP_KEY),
         "Failed to load repository 'file://",
     );
     assert!(line.contains("snapshot.json"), "{line}");
@@ -254,7 +255,7 @@ fn a_timestamp_only_refresh_refuses_a_version_that_cannot_rise_and_a_changed_sna
     validate_ok(dir);
     let line = refused(
         dir,
-        &timestamp_only(&timestamp_key),
+        &timestamp_only(&TIMESTAMP_KEY),
         "Failed to raise the version of '",
     );
     assert!(

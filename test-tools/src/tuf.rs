@@ -35,10 +35,25 @@ pub fn on_repo<'a>(verb: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
 /// (`boot.ext4.lz4`, `root.ext4.lz4`, `root.verity.lz4`), as steps 2 and 3 of the walkthrough
 /// do; `extra` (keys, `--root`, waves, migrations) is appended.
 pub fn publish_args<'a>(version: &'a str, extra: &[&'a str]) -> Vec<String> {
-    let mut args: Vec<String> = on_repo(&["publish"], &["--version", version])
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    publish_args_for(REPO[3], REPO[5], version, extra)
+}
+
+/// [`publish_args`] for `variant` and `arch` instead of demo and x86_64 (still in `repo/`, from
+/// `images/<version>/`).
+pub fn publish_args_for(variant: &str, arch: &str, version: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "publish",
+        REPO[0],
+        REPO[1],
+        "--variant",
+        variant,
+        "--arch",
+        arch,
+        "--version",
+        version,
+    ]
+    .map(str::to_string)
+    .into();
     for (flag, file) in [
         ("--boot-image", "boot.ext4.lz4"),
         ("--root-image", "root.ext4.lz4"),

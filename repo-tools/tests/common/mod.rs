@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 // The walkthrough's repository and publish arguments, shared with the conformance client's
 // tests; not every test binary uses each of them.
 #[allow(unused_imports)]
-pub use test_tools::tuf::{SIGN, on_repo, publish_args, strs};
+pub use test_tools::tuf::{SIGN, on_repo, publish_args, publish_args_for, strs};
 
 /// The repo-tool binary under test.
 pub fn repo_tool() -> PathBuf {
