@@ -10,6 +10,13 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::path::Path;
 
+/// The error of `doc`, named `name`, run forward from `input` into `output`.
+fn forward_error(doc: &Document, name: &str, input: &Path, output: &Path) -> String {
+    doc.migrate_dir(name, input, output, Direction::Forward, None)
+        .unwrap_err()
+        .to_string()
+}
+
 /// A document using every operation, dropping ones included.
 fn document() -> Document {
     Document::from_slice(
@@ -244,16 +251,7 @@ fn refusals_and_invalid_documents_say_why() {
     let ds = Datastore::new(&input);
     ds.set(&Key::new("settings.new").unwrap(), &json!("already"))
         .unwrap();
-    let err = document()
-        .migrate_dir(
-            "every-op.json",
-            &input,
-            &work.path().join("f"),
-            Direction::Forward,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+    let err = forward_error(&document(), "every-op.json", &input, &work.path().join("f"));
     assert_eq!(
         err,
         "Failed to apply migration 'every-op.json' forward, operation 2 (add 'settings.new'): \
@@ -329,10 +327,7 @@ fn a_datastore_error_under_an_operation_names_the_migration_and_the_operation() 
         br#"{"operations": [{"op": "add", "key": "settings.hostname.sub", "value": 1}]}"#,
     )
     .unwrap();
-    let err = doc
-        .migrate_dir("leaf.json", &input, &output, Direction::Forward, None)
-        .unwrap_err()
-        .to_string();
+    let err = forward_error(&doc, "leaf.json", &input, &output);
     assert_eq!(
         err,
         format!(
@@ -348,16 +343,7 @@ fn a_datastore_error_under_an_operation_names_the_migration_and_the_operation() 
         {"op": "add", "key": "settings.labels", "value": {"say \"hi\"": 1}}
     ]}))
     .unwrap();
-    let err = doc
-        .migrate_dir(
-            "labels.json",
-            &input,
-            &work.path().join("out2"),
-            Direction::Forward,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+    let err = forward_error(&doc, "labels.json", &input, &work.path().join("out2"));
     assert_eq!(
         err,
         "Failed to apply migration 'labels.json' forward, operation 1 (add 'settings.labels'): \

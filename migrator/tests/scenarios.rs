@@ -12,13 +12,19 @@ fn key(name: &str) -> Key {
     Key::new(name).unwrap()
 }
 
+/// A node at 1.0.0 under `work` with the scenario published, and the log its executable
+/// migrations append their runs to.
+fn scenario_node(work: &std::path::Path) -> (std::path::PathBuf, Node) {
+    let log = work.join("runs.log");
+    let publisher = Publisher::new(work);
+    publish_scenario(&publisher, work, &log);
+    (log, Node::new(work, &publisher, "1.0.0"))
+}
+
 #[test]
 fn round_trip_through_executable_and_declarative_migrations_restores_live_byte_for_byte() {
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("runs.log");
-    let publisher = Publisher::new(work.path());
-    publish_scenario(&publisher, work.path(), &log);
-    let node = Node::new(work.path(), &publisher, "1.0.0");
+    let (log, node) = scenario_node(work.path());
 
     // First boot: an empty datastore at the booted version.
     let outcome = migrator::migrate(&node.options()).unwrap();
@@ -100,10 +106,7 @@ fn round_trip_through_executable_and_declarative_migrations_restores_live_byte_f
 #[test]
 fn a_fallback_from_an_unconfirmed_version_flips_back_without_running_anything() {
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("runs.log");
-    let publisher = Publisher::new(work.path());
-    publish_scenario(&publisher, work.path(), &log);
-    let node = Node::new(work.path(), &publisher, "1.0.0");
+    let (log, node) = scenario_node(work.path());
     migrator::migrate(&node.options()).unwrap();
     seed_settings(&node.current());
     let original_dir = node.current_dir();
@@ -147,10 +150,7 @@ fn a_fallback_from_an_unconfirmed_version_flips_back_without_running_anything() 
 #[test]
 fn the_binary_creates_migrates_confirms_and_reports() {
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("runs.log");
-    let publisher = Publisher::new(work.path());
-    publish_scenario(&publisher, work.path(), &log);
-    let node = Node::new(work.path(), &publisher, "1.0.0");
+    let (_, node) = scenario_node(work.path());
 
     let out = node.run_binary(&[]);
     assert!(
@@ -204,10 +204,7 @@ fn the_binary_creates_migrates_confirms_and_reports() {
 #[test]
 fn an_executable_migration_runs_with_a_relative_sysroot_or_datastore() {
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("runs.log");
-    let publisher = Publisher::new(work.path());
-    publish_scenario(&publisher, work.path(), &log);
-    let node = Node::new(work.path(), &publisher, "1.0.0");
+    let (log, node) = scenario_node(work.path());
     assert_eq!(node.sysroot, work.path().join("node"));
     migrator::migrate(&node.options()).unwrap();
     seed_settings(&node.current());

@@ -67,8 +67,13 @@ pub fn disk_path(sysroot: &Path, explicit: Option<&Path>) -> Result<PathBuf> {
 /// Reads the facts: os-release, the partition table, and the inactive ROOT's os-release when
 /// the set is staged or applied.
 pub fn read(sysroot: &Path, disk: &Path) -> Result<DiskFacts> {
-    let paths = updog::Paths::new(sysroot);
-    let active = running_image(&paths.os_release)?;
+    let active = running_image(&updog::Paths::new(sysroot).os_release)?;
+    read_sets(sysroot, disk, active)
+}
+
+/// [`read`] for a caller that knows the booted image already (it only changes with a boot,
+/// which restarts the server): the partition table and the inactive ROOT's os-release.
+pub fn read_sets(sysroot: &Path, disk: &Path, active: UpdateImage) -> Result<DiskFacts> {
     let name = disk.display().to_string();
     let file = signpost::discover::open_disk(disk, false).context(error::DiskSnafu {
         action: format!("open disk '{name}'"),

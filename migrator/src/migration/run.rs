@@ -379,24 +379,21 @@ fn run_chain(
                     let output = root.join(&last);
                     created.push(output.clone());
                     executable::run(name, program, &input, &output, direction)?;
-                    let live = output.join(layout::LIVE);
-                    if !live.is_dir() {
-                        return Err(Error::NoLiveOutput {
-                            name: name.clone(),
-                            direction: direction.to_string(),
-                            path: live,
-                        });
-                    }
                     output
                 }
             };
-            if !output.join(layout::LIVE).is_dir() {
-                return Err(Error::InvalidMigration {
-                    name: name.clone(),
-                    reason: format!(
-                        "it wrote no '{}' directory",
-                        output.join(layout::LIVE).display()
-                    ),
+            let live = output.join(layout::LIVE);
+            if !live.is_dir() {
+                return Err(match migration {
+                    Prepared::Executable(_) => Error::NoLiveOutput {
+                        name: name.clone(),
+                        direction: direction.to_string(),
+                        path: live,
+                    },
+                    Prepared::Declarative(_) => Error::InvalidMigration {
+                        name: name.clone(),
+                        reason: format!("it wrote no '{}' directory", live.display()),
+                    },
                 });
             }
             // Only the last output must be durable before the flip: an intermediate one is

@@ -32,7 +32,7 @@ use crate::disk::{self, DiskFacts};
 use crate::error::{self, Result};
 use crate::machine::Refusal;
 use crate::os::OsInfo;
-use crate::status::{UpdateCommand, UpdateStatus};
+use crate::status::{UpdateCommand, UpdateImage, UpdateStatus};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -62,6 +62,8 @@ struct Inner {
     /// `--disk`, passed on to updog.
     disk_flag: Option<PathBuf>,
     disk: PathBuf,
+    /// The booted image, read once: it only changes with a boot, which restarts the server.
+    active: UpdateImage,
     status_path: PathBuf,
     lock_path: PathBuf,
     shared: Mutex<Shared>,
@@ -131,6 +133,7 @@ impl Api {
                 sysroot: sysroot.to_path_buf(),
                 disk_flag: disk.map(Path::to_path_buf),
                 disk: disk_path,
+                active: facts.active,
                 status_path,
                 lock_path: updog::Paths::new(sysroot).lock,
                 shared: Mutex::new(Shared { status, job: None }),
@@ -153,7 +156,11 @@ impl Api {
     }
 
     fn facts(&self) -> Result<DiskFacts> {
-        disk::read(&self.inner.sysroot, &self.inner.disk)
+        disk::read_sets(
+            &self.inner.sysroot,
+            &self.inner.disk,
+            self.inner.active.clone(),
+        )
     }
 
     /// `status` checked against the disk; unchanged (logged) if the disk cannot be read.
@@ -266,7 +273,8 @@ pub fn ensure_not_served(socket: &Path) -> Result<()> {
 }
 
 /// Serves `api` on the Unix socket `socket` until `shutdown` resolves, then stops a running
-/// command cleanly. Refuses a socket another server answers on ([`ensure_not_served`]).
+/// command cleanly. Refuses a socket another server answers on ([`ensure_not_served`]; the
+/// command line checks it once more before [`Api::open`] touches the status file).
 pub async fn serve(
     api: Api,
     socket: &Path,
