@@ -83,6 +83,11 @@ use verity::HashTree;
 /// Chunks between the fetch and the read-back, at most, per core (and at least 4, at most 16
 /// in all): enough to keep every worker busy.
 const SLOTS_PER_CORE: usize = 2;
+/// How much nicer than the install the decode workers run (19 from a nice value of 0, the
+/// lowest): hashing and decompressing give way to the fetch (and, on a node, to its workloads),
+/// so that the next request goes out as soon as there is room for it (docs/benchmarks.md,
+/// "Decode workers at the lowest priority").
+const DECODE_NICER: i32 = 19;
 /// Uncompressed bytes written between two checkpoints, at most. A checkpoint syncs on its own
 /// thread, so the writer does not wait for it.
 const CHECKPOINT_MAX: u64 = 64 << 20;
@@ -302,6 +307,17 @@ pub(crate) async fn install_chunked(
     Ok(Outcome::Installed(counts))
 }
 
+/// Makes the calling thread [`DECODE_NICER`] nicer than it is (at most 19). On Linux the nice
+/// value belongs to a thread, and `PRIO_PROCESS` with no pid reads and sets the caller's.
+/// Lowering a priority needs no privilege; if it fails, the worker keeps the install's.
+fn lower_priority() {
+    let lowered = rustix::process::getpriority_process(None)
+        .and_then(|nice| rustix::process::setpriority_process(None, (nice + DECODE_NICER).min(19)));
+    if let Err(e) = lowered {
+        tracing::debug!("decode worker left at the install's priority: {e}");
+    }
+}
+
 fn disk_error(disk: &Path, action: &str, source: std::io::Error) -> error::Error {
     error::Error::DiskIo {
         action: action.to_string(),
@@ -364,7 +380,9 @@ async fn download(
             start,
             buf: vec![0; index.chunk_size() as usize],
         };
-        handles.push(tokio::task::spawn_blocking(move || {
+        let worker = std::thread::Builder::new().name("updog-decode".to_string());
+        let spawned = worker.spawn(move || {
+            lower_priority();
             loop {
                 let next = rx
                     .lock()
@@ -382,7 +400,11 @@ async fn download(
                     return;
                 }
             }
-        }));
+        });
+        handles.push(spawned.map_err(|e| error::Error::Worker {
+            action: "start the decode workers",
+            reason: e.to_string(),
+        })?);
     }
     drop(out_tx);
     // About sixteen checkpoints per image, at most 64 MiB apart: the partition is written back
@@ -437,9 +459,13 @@ async fn download(
     );
     drop(pipe);
     drop(job_tx);
-    for handle in handles {
-        let _ = handle.await;
-    }
+    // They stop once the channel is closed and empty (or the writer is gone).
+    let _ = tokio::task::spawn_blocking(move || {
+        for handle in handles {
+            let _ = handle.join();
+        }
+    })
+    .await;
     let written = writer.await.map_err(|e| error::Error::Worker {
         action: "write the chunks",
         reason: e.to_string(),
@@ -458,5 +484,24 @@ async fn download(
         }
         Ok(false) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn a_decode_worker_runs_nicer_than_the_install() {
+        let install = rustix::process::getpriority_process(None).unwrap();
+        let worker = std::thread::spawn(|| {
+            super::lower_priority();
+            rustix::process::getpriority_process(None).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(worker, (install + super::DECODE_NICER).min(19));
+        // The nice value is the thread's: the install's own threads keep theirs.
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), install);
     }
 }
