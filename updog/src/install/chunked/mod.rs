@@ -25,7 +25,8 @@
 //!
 //! Concurrency and memory: the scan runs on every core. Downloads run on the async side, which
 //! spools each chunk as it arrives; the compressed chunks go to one worker thread per core
-//! (hash, decompress) and from there to one writer thread, which writes them in order with
+//! (hash, decompress; at the lowest priority, so that the fetch and the node's own work get the
+//! CPU first) and from there to one writer thread, which writes them in order with
 //! `pwrite` and reads each back; a syncer thread syncs at checkpoints. Three limits hold
 //! whatever the image size:
 //!
