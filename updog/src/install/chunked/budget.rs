@@ -20,6 +20,11 @@ use url::Url;
 pub(super) const BUDGET_CHUNKS: u64 = 1;
 /// The byte budget never grows past this (64 MiB).
 pub(super) const BUDGET_MAX: u64 = 64 << 20;
+/// How far the fetch may run ahead of the writer past the budget, in windows of chunks. The
+/// chunks past the first window wait in their spool, not in memory, and a kill keeps them; four
+/// windows absorb the answers that come late without the workers running dry
+/// (docs/benchmarks.md, "Decode workers at the lowest priority").
+const LEAD_WINDOWS: u64 = 4;
 /// Range requests in flight at once, at least (each within the byte budget): while one waits
 /// for its answer, another's body arrives.
 const REQUESTS_IN_FLIGHT: usize = 3;
@@ -134,15 +139,16 @@ pub(super) struct Limits {
     /// Compressed bytes requested and not yet in the partition, spooled or written (what a
     /// killed install fetches again).
     pub(super) budget: Arc<tokio::sync::Semaphore>,
-    /// Compressed bytes requested and not yet written: the budget's size plus `lead_extra`.
-    /// The fetch runs at most this far ahead of the writer, so that on a link faster than the
-    /// workers it asks for chunks as the writer takes them, and little is on its way at any
-    /// moment.
+    /// Compressed bytes requested and not yet written: the budget's size plus [`LEAD_WINDOWS`]
+    /// windows. The fetch runs at most this far ahead of the writer: on a link faster than the
+    /// workers it then asks for chunks as the writer takes them.
     lead: Arc<tokio::sync::Semaphore>,
-    lead_extra: u64,
+    /// The compressed bytes of a window of chunks (the chunks in memory between the fetch and
+    /// the read-back), about.
+    window: u64,
     /// The budget's first size: also the most one chunk takes of it.
     base: u64,
-    /// The budget's size now: what one round trip brings ([`Pace`]) less `lead_extra`, at least
+    /// The budget's size now: what one round trip brings ([`Pace`]) less `window`, at least
     /// `base`, at most [`BUDGET_MAX`].
     size: AtomicU64,
     pace: Pace,
@@ -150,19 +156,16 @@ pub(super) struct Limits {
 
 impl Limits {
     /// A budget of `budget_bytes`, or the one the images before reached if that is more, and a
-    /// lead of `lead_extra` bytes more than the budget.
-    pub(super) fn new(
-        budget_bytes: u64,
-        lead_extra: u64,
-        workers: usize,
-        learned: Learned,
-    ) -> Limits {
+    /// lead of [`LEAD_WINDOWS`] windows of `window` bytes more than the budget.
+    pub(super) fn new(budget_bytes: u64, window: u64, workers: usize, learned: Learned) -> Limits {
         let size = learned.budget.min(BUDGET_MAX).max(budget_bytes);
         let permits = |n: u64| usize::try_from(n).unwrap_or(usize::MAX >> 4);
         Limits {
             budget: Arc::new(tokio::sync::Semaphore::new(permits(size))),
-            lead: Arc::new(tokio::sync::Semaphore::new(permits(size + lead_extra))),
-            lead_extra,
+            lead: Arc::new(tokio::sync::Semaphore::new(permits(
+                size + LEAD_WINDOWS * window,
+            ))),
+            window,
             base: budget_bytes,
             size: AtomicU64::new(size),
             pace: Pace::new(workers, learned),
@@ -241,9 +244,9 @@ impl Limits {
         Ok(answer)
     }
 
-    /// Grows the budget to what one round trip brings (at the workers' pace, less what the lead
-    /// holds past the budget: a window of chunks waiting for them, which covers that much of
-    /// the round trip), at least `base` (never shrinks it).
+    /// Grows the budget to what one round trip brings (at the workers' pace, less a window of
+    /// chunks waiting for them, which covers that much of the round trip), at least `base`
+    /// (never shrinks it).
     fn grow(&self) {
         self.grow_after(self.pace.began.elapsed());
     }
@@ -251,7 +254,7 @@ impl Limits {
     fn grow_after(&self, elapsed: Duration) {
         let want = self
             .base
-            .max(self.pace.round_trip_bytes(elapsed, self.lead_extra))
+            .max(self.pace.round_trip_bytes(elapsed, self.window))
             .min(BUDGET_MAX.max(self.base));
         let now = self.size.fetch_max(want, Ordering::Relaxed);
         if want > now {
@@ -263,7 +266,7 @@ impl Limits {
 
     /// A chunk of `length` compressed bytes takes this much of the lead.
     fn lead_share(&self, length: u64) -> u32 {
-        u32::try_from(length.clamp(1, self.lead_extra.max(1))).unwrap_or(u32::MAX)
+        u32::try_from(length.clamp(1, self.window.max(1))).unwrap_or(u32::MAX)
     }
 
     /// Waits for room in the lead, then in the budget, for a chunk of `length` bytes.

@@ -40,9 +40,9 @@
 //!   less, at least [`BUDGET_CHUNKS`] chunk size, at most [`BUDGET_MAX`] ([`Pace`]). On a far
 //!   server a smaller budget would leave the workers idle for a round trip per request; on a
 //!   slow link more requests would only share it;
-//! - a lead on the compressed bytes requested and not yet written: the budget plus about a
-//!   window of chunks. On a link faster than the workers, the fetch asks for chunks as the
-//!   writer takes them, so little is on its way when a kill comes.
+//! - a lead on the compressed bytes requested and not yet written: the budget plus about four
+//!   windows of chunks. On a link faster than the workers, the fetch asks for chunks as the
+//!   writer takes them; the chunks past the first window wait in their spool.
 //!
 //! ROOT starts with the budget and the measures BOOT and HASH reached, side by side, before it
 //! ([`Learned`]).
@@ -352,7 +352,7 @@ async fn download(
     let (written_tx, written) = tokio::sync::watch::channel(0usize);
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let slots = (SLOTS_PER_CORE * workers).clamp(4, 16);
-    // The fetch may run ahead of the writer by the budget and about a window of chunks more.
+    // The fetch may run ahead of the writer by the budget and a few windows of chunks more.
     let stored = index
         .chunks()
         .iter()
