@@ -254,6 +254,12 @@ async fn fetch_request(
                         Err(reason) => break Some(reason),
                     };
                     pipe.limits.received(piece.len() as u64);
+                    // Room for the whole chunk being received at once: growing the buffer
+                    // piece by piece would copy what has arrived again at each step.
+                    if let Some(&(_, chunk, _)) = chunks.peek() {
+                        let whole = stored(index, chunk).1 as usize;
+                        buf.reserve(whole.max(buf.len() + piece.len()) - buf.len());
+                    }
                     buf.extend_from_slice(&piece);
                     hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;
                 };
