@@ -46,9 +46,9 @@
 //!
 //! ROOT starts with the budget and the measures BOOT and HASH reached, side by side, before it
 //! ([`Learned`]).
-//! Copies and zeros are written by the scan threads (each chunk independently, before any
-//! download); the set is not valid until every chunk has been checked, so their order does
-//! not matter.
+//! Copies are written by the scan threads (each chunk independently, before any download), and
+//! zeros by one thread while the download runs: the set is not valid until every chunk has been
+//! checked, so their order does not matter.
 //!
 //! [`RANGE_CAP`]: fetch::RANGE_CAP
 //! [`BUDGET_MAX`]: budget::BUDGET_MAX
@@ -69,7 +69,7 @@ use crate::transport::UpdogTransport;
 use budget::{BUDGET_CHUNKS, Limits};
 use fetch::fetch_all;
 use pipeline::{Buffers, Decoded, Fetched, Pipe, SpoolReader, decode, write_in_order};
-use scan::{Action, scan};
+use scan::{Action, scan, zero};
 use signpost::PartitionInfo;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -274,9 +274,23 @@ pub(crate) async fn install_chunked(
     }
 
     tracing::debug!("{}: scanned in {:?}", job.target, scan_started.elapsed());
-    // 3: fetch, check, decompress, write.
-    if !todo.is_empty() {
-        let fetched = download(
+    // 3: fetch, check, decompress, write; the all-zero chunks are written meanwhile, on a
+    // thread of their own.
+    let zeros: Vec<usize> = (0..actions.len())
+        .filter(|&i| actions[i] == Action::Zeroed)
+        .collect();
+    let zeroing = (!zeros.is_empty()).then(|| {
+        let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
+        let (label, start) = (
+            job.partition.label.clone(),
+            job.partition.byte_range().start,
+        );
+        tokio::task::spawn_blocking(move || zero(&disk, &file, start, &label, &index, &zeros))
+    });
+    let fetched = if todo.is_empty() {
+        Ok(true)
+    } else {
+        download(
             disk,
             &file,
             job,
@@ -286,10 +300,22 @@ pub(crate) async fn install_chunked(
             &|c: &ChunkCounts, done| progress.event(&event(c, done, total_bytes, started)),
             cancel,
         )
-        .await?;
-        if !fetched {
-            return Ok(Outcome::NoRange);
+        .await
+    };
+    // The zeros are written before anything else happens to the partition (a streamed image
+    // after `NoRange`, or the sync), whatever the download's outcome.
+    if let Some(zeroing) = zeroing {
+        let zeroed = zeroing.await.map_err(|e| error::Error::Worker {
+            action: "write the all-zero chunks",
+            reason: e.to_string(),
+        });
+        // A download's error explains more than a zero chunk's.
+        if fetched.is_ok() {
+            zeroed??;
         }
+    }
+    if !fetched? {
+        return Ok(Outcome::NoRange);
     }
     tracing::debug!("{}: written in {:?}", job.target, started.elapsed());
     // Every chunk written was read back and checked as it was written; make them durable.

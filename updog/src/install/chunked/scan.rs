@@ -1,6 +1,7 @@
 //! The scan of the inactive partition, which is the resume journal: each chunk already in
-//! place is kept, one found in the running set is copied and an all-zero one is zeroed (each
-//! written at once, read back and checked), and what is left is to be downloaded.
+//! place is kept, one found in the running set is copied (written at once, read back and
+//! checked), an all-zero one is left to [`zero`], which writes it while the download runs, and
+//! what is left is to be downloaded.
 
 use super::pipeline::{same, unpack};
 use super::spool;
@@ -27,6 +28,7 @@ pub(super) enum Action {
     /// Its compressed bytes were in its place (a killed install's spool): decompressed there.
     Unspooled,
     Copied,
+    /// All zeros, not in place: [`zero`] writes it.
     Zeroed,
     Download,
 }
@@ -137,7 +139,7 @@ fn parallel(
     results.into_iter().collect()
 }
 
-/// Decides each chunk's action; writes copies and zeros at once, each read back and checked.
+/// Decides each chunk's action; writes copies at once, each read back and checked.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scan(
     disk: &Path,
@@ -214,8 +216,6 @@ pub(super) fn scan(
                     Action::Download
                 }
             } else if index.chunks()[i].data == ChunkData::Zero {
-                buf.fill(0);
-                write(i, buf, back)?;
                 Action::Zeroed
             } else {
                 let mut candidates = Vec::new();
@@ -260,4 +260,31 @@ pub(super) fn scan(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         })
         .collect())
+}
+
+/// Writes zeros over each of `chunks` (all-zero chunks of the index), reads each back and checks
+/// that it is zero.
+pub(super) fn zero(
+    disk: &Path,
+    file: &File,
+    start: u64,
+    label: &str,
+    index: &ChunkIndex,
+    chunks: &[usize],
+) -> Result<()> {
+    let zeros = vec![0u8; index.chunk_size() as usize];
+    let mut back = PageBuf::new(index.chunk_size() as usize);
+    for &i in chunks {
+        let range = index.range(i);
+        let len = (range.end - range.start) as usize;
+        let at = start + range.start;
+        file.write_all_at(&zeros[..len], at)
+            .map_err(|e| disk_error(disk, &format!("write {label}"), e))?;
+        let back = &mut back[..len];
+        file.read_exact_at(back, at)
+            .map_err(|e| disk_error(disk, &format!("read back {label}"), e))?;
+        same(back, &zeros[..len])
+            .map_err(|reason| verify_error(label, format!("chunk {i} {reason}")))?;
+    }
+    Ok(())
 }
