@@ -292,8 +292,29 @@ fn a_partition_of_garbage_ends_identical_to_the_image_zero_chunks_included() {
         "the image has all-zero chunks"
     );
     fill_b(&world.node, 0x5C);
-    ok(&world.updog(&["update-image", "--progress", "none"]));
+    let stdout = ok(&world.updog(&["update-image", "--progress", "json"]));
     assert_installed(&world.node, &second);
+    // Progress counts the zero chunks (with the copies) once they are written, not before.
+    let zeros = root
+        .chunks()
+        .iter()
+        .filter(|c| c.data == ChunkData::Zero)
+        .count() as u64;
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["phase"] == "download" && v["image"] == "root")
+        .collect();
+    let (last, before) = events.split_last().unwrap();
+    assert_eq!(last["chunks_copied"], zeros, "{last}");
+    assert_eq!(
+        last["chunks_downloaded"],
+        root.chunks().len() as u64 - zeros,
+        "{last}"
+    );
+    for event in before {
+        assert_eq!(event["chunks_copied"], 0, "{event}");
+    }
 }
 
 #[test]

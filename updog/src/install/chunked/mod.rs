@@ -242,12 +242,15 @@ pub(crate) async fn install_chunked(
         match a {
             Action::InPlace | Action::Unspooled => counts.reused += 1,
             Action::Copied => counts.copied += 1,
-            Action::Zeroed => counts.zeroed += 1,
-            Action::Download => {}
+            // Counted once their thread has written them.
+            Action::Zeroed | Action::Download => {}
         }
     }
     let todo: Vec<usize> = (0..actions.len())
         .filter(|&i| actions[i] == Action::Download)
+        .collect();
+    let zeros: Vec<usize> = (0..actions.len())
+        .filter(|&i| actions[i] == Action::Zeroed)
         .collect();
     let total_bytes: u64 = todo
         .iter()
@@ -260,13 +263,13 @@ pub(crate) async fn install_chunked(
     progress.event(&event(&counts, 0, total_bytes, started));
     let unspooled = actions.iter().filter(|&&a| a == Action::Unspooled).count();
     tracing::info!(
-        "{}: {} chunks, {} in place ({unspooled} of them from the spool), {} copied, {} zeroed, \
+        "{}: {} chunks, {} in place ({unspooled} of them from the spool), {} copied, {} to zero, \
          {} to download ({total_bytes} bytes)",
         job.target,
         counts.total,
         counts.reused,
         counts.copied,
-        counts.zeroed,
+        zeros.len(),
         todo.len()
     );
     if cancel.is_cancelled() {
@@ -276,9 +279,7 @@ pub(crate) async fn install_chunked(
     tracing::debug!("{}: scanned in {:?}", job.target, scan_started.elapsed());
     // 3: fetch, check, decompress, write; the all-zero chunks are written meanwhile, on a
     // thread of their own.
-    let zeros: Vec<usize> = (0..actions.len())
-        .filter(|&i| actions[i] == Action::Zeroed)
-        .collect();
+    let zero_count = zeros.len() as u64;
     let zeroing = (!zeros.is_empty()).then(|| {
         let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
         let (label, start) = (
@@ -312,6 +313,7 @@ pub(crate) async fn install_chunked(
         // A download's error explains more than a zero chunk's.
         if fetched.is_ok() {
             zeroed??;
+            counts.zeroed = zero_count;
         }
     }
     if !fetched? {
