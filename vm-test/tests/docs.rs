@@ -41,6 +41,13 @@ fn the_healthy_boot_example_reads_as_a_real_log() {
         (records[0].set.as_str(), records[0].outcome),
         ("B", Outcome::Marked)
     );
+    // The example shows every field a record has, as `node-sim services --json` prints it.
+    let shown: Vec<serde_json::Value> = serde_json::from_str(record).unwrap();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&shown[0]),
+        keys(&serde_json::to_value(&records[0]).unwrap())
+    );
 }
 
 #[test]
