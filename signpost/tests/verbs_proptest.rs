@@ -158,9 +158,13 @@ proptest! {
                 Op::BootFails => {
                     let was_confirmed = next_boot(&disk).map(|s| flags_of(&disk)[idx(s)].2);
                     active = boot(&mut disk);
-                    if was_confirmed == Some(false) {
+                    match was_confirmed {
                         // The try is spent and not marked: the reset boots the last good set.
-                        prop_assert_eq!(next_boot(&disk), Some(last_good));
+                        Some(false) => prop_assert_eq!(next_boot(&disk), Some(last_good)),
+                        // A set marked before stays good through a reset (its flag stays): it
+                        // is the one the next failed try falls back to, even if the set that
+                        // was good before it has been cleared since.
+                        _ => last_good = active,
                     }
                 }
             }
