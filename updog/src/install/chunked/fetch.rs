@@ -257,8 +257,8 @@ async fn fetch_request(
                     // Room for the whole chunk being received at once: growing the buffer
                     // piece by piece would copy what has arrived again at each step.
                     if let Some(&(_, chunk, _)) = chunks.peek() {
-                        let whole = stored(index, chunk).1 as usize;
-                        buf.reserve(whole.max(buf.len() + piece.len()) - buf.len());
+                        let rest = (stored(index, chunk).1 as usize).saturating_sub(buf.len());
+                        buf.reserve(rest.max(piece.len()));
                     }
                     buf.extend_from_slice(&piece);
                     hand_on(index, &mut buf, &mut chunks, pipe, abort).await?;

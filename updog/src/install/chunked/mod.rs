@@ -68,7 +68,9 @@ use crate::progress::{Phase, ProgressEvent, ProgressSink};
 use crate::transport::UpdogTransport;
 use budget::{BUDGET_CHUNKS, Limits};
 use fetch::fetch_all;
-use pipeline::{Buffers, Decoded, Fetched, Pipe, SpoolReader, decode, write_in_order};
+use pipeline::{
+    Buffers, Decoded, Fetched, PartitionFile, Pipe, SpoolReader, decode, write_in_order,
+};
 use scan::{Action, scan, zero};
 use signpost::PartitionInfo;
 use std::fs::{File, OpenOptions};
@@ -286,7 +288,15 @@ pub(crate) async fn install_chunked(
             job.partition.label.clone(),
             job.partition.byte_range().start,
         );
-        tokio::task::spawn_blocking(move || zero(&disk, &file, start, &label, &index, &zeros))
+        tokio::task::spawn_blocking(move || {
+            let partition = PartitionFile {
+                file: &file,
+                disk: &disk,
+                start,
+                label: &label,
+            };
+            zero(&partition, &index, &zeros)
+        })
     });
     let fetched = if todo.is_empty() {
         Ok(true)

@@ -204,6 +204,18 @@ pub(super) struct SpoolReader {
     pub(super) buf: Vec<u8>,
 }
 
+/// Chunk `chunk` of `target`'s chunk file is refused, for `reason`.
+fn bad_chunk(index: &ChunkIndex, target: &str, chunk: usize, reason: String) -> error::Error {
+    let (offset, length, _) = stored(index, chunk);
+    error::Error::BadChunk {
+        target: target.to_string(),
+        chunk,
+        start: offset,
+        end: offset + length,
+        reason,
+    }
+}
+
 /// Checks chunk `chunk`'s compressed bytes against the sha256 in the index, then decompresses
 /// them into `out`, which must be exactly the chunk's length. The download's workers and the
 /// scan of a spool both go through here.
@@ -214,14 +226,8 @@ pub(super) fn unpack(
     compressed: &[u8],
     out: &mut [u8],
 ) -> Result<()> {
-    let (offset, length, sha) = stored(index, chunk);
-    let bad = |reason: String| error::Error::BadChunk {
-        target: target.to_string(),
-        chunk,
-        start: offset,
-        end: offset + length,
-        reason,
-    };
+    let sha = stored(index, chunk).2;
+    let bad = |reason| bad_chunk(index, target, chunk, reason);
     let actual: [u8; 32] = Sha256::digest(compressed).into();
     if actual != sha {
         return Err(bad(format!(
@@ -253,14 +259,8 @@ pub(super) fn decode(
         None => {
             let at = spooled.start + range.start;
             spool::read(&spooled.file, at, index, fetched.chunk, &mut spooled.buf).map_err(|e| {
-                let (offset, length, _) = stored(index, fetched.chunk);
-                error::Error::BadChunk {
-                    target: target.to_string(),
-                    chunk: fetched.chunk,
-                    start: offset,
-                    end: offset + length,
-                    reason: format!("it cannot be read from the spool: {e}"),
-                }
+                let reason = format!("it cannot be read from the spool: {e}");
+                bad_chunk(index, target, fetched.chunk, reason)
             })?
         }
     };
@@ -308,21 +308,20 @@ pub(super) fn write_in_order(
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
     let mut back = PageBuf::new(index.chunk_size() as usize);
+    let partition = PartitionFile {
+        file,
+        disk,
+        start,
+        label,
+    };
     let wrote = (|| -> Result<()> {
         for decoded in rx {
             let decoded = decoded?;
             pending.insert(decoded.seq, decoded);
             while let Some(d) = pending.remove(&next) {
-                let at = start + index.range(d.chunk).start;
-                file.write_all_at(&d.data, at)
-                    .map_err(|source| disk_error(disk, &format!("write {label}"), source))?;
+                partition.write_checked(index, d.chunk, &d.data, &mut back)?;
                 // Written: a killed install finds it in the partition.
                 drop(d.held);
-                let back = &mut back[..d.data.len()];
-                file.read_exact_at(back, at)
-                    .map_err(|e| format!("cannot be read back: {e}"))
-                    .and_then(|()| same(back, &d.data))
-                    .map_err(|reason| verify_error(label, format!("chunk {} {reason}", d.chunk)))?;
                 since_sync += d.data.len() as u64;
                 buffers.give(d.data);
                 next += 1;
@@ -345,8 +344,41 @@ pub(super) fn write_in_order(
     Ok(next as u64)
 }
 
+/// The inactive partition being written: the disk's file and path, where the partition starts
+/// on it, and its label (for messages).
+pub(super) struct PartitionFile<'a> {
+    pub(super) file: &'a File,
+    pub(super) disk: &'a Path,
+    pub(super) start: u64,
+    pub(super) label: &'a str,
+}
+
+impl PartitionFile<'_> {
+    /// Writes chunk `chunk`'s bytes (already checked) in its place, reads them back into `back`
+    /// (at least as long) and compares: every chunk written, downloaded, copied or zeroed, goes
+    /// through here.
+    pub(super) fn write_checked(
+        &self,
+        index: &ChunkIndex,
+        chunk: usize,
+        bytes: &[u8],
+        back: &mut [u8],
+    ) -> Result<()> {
+        let (disk, label) = (self.disk, self.label);
+        let at = self.start + index.range(chunk).start;
+        self.file
+            .write_all_at(bytes, at)
+            .map_err(|e| disk_error(disk, &format!("write {label}"), e))?;
+        let back = &mut back[..bytes.len()];
+        self.file
+            .read_exact_at(back, at)
+            .map_err(|e| disk_error(disk, &format!("read back {label}"), e))?;
+        same(back, bytes).map_err(|reason| verify_error(label, format!("chunk {chunk} {reason}")))
+    }
+}
+
 /// Whether the bytes read back are the bytes written; names the first that differs.
-pub(super) fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
+fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
     if back == written {
         return Ok(());
     }

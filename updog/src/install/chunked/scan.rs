@@ -3,9 +3,9 @@
 //! checked), an all-zero one is left to [`zero`], which writes it while the download runs, and
 //! what is left is to be downloaded.
 
-use super::pipeline::{same, unpack};
+use super::disk_error;
+use super::pipeline::{PartitionFile, unpack};
 use super::spool;
-use super::{disk_error, verify_error};
 use crate::error::{self, Result};
 use crate::install::page::PageBuf;
 use sha2::{Digest, Sha256};
@@ -186,14 +186,14 @@ pub(super) fn scan(
         Ok(checker.check(i, buf).is_ok())
     };
     // Writes chunk `i` (bytes already checked), reads it back and compares.
-    let write = |i: usize, bytes: &[u8], back: &mut [u8]| -> Result<()> {
-        let at = start + index.range(i).start;
-        file.write_all_at(bytes, at).map_err(|e| io("write", e))?;
-        let back = &mut back[..bytes.len()];
-        file.read_exact_at(back, at)
-            .map_err(|e| io("read back", e))?;
-        same(back, bytes).map_err(|reason| verify_error(label, format!("chunk {i} {reason}")))
+    let partition = PartitionFile {
+        file,
+        disk,
+        start,
+        label,
     };
+    let write =
+        |i: usize, bytes: &[u8], back: &mut [u8]| partition.write_checked(index, i, bytes, back);
     parallel(
         &all,
         |i, buf| {
@@ -265,10 +265,7 @@ pub(super) fn scan(
 /// Writes zeros over each of `chunks` (all-zero chunks of the index), reads each back and checks
 /// that it is zero.
 pub(super) fn zero(
-    disk: &Path,
-    file: &File,
-    start: u64,
-    label: &str,
+    partition: &PartitionFile<'_>,
     index: &ChunkIndex,
     chunks: &[usize],
 ) -> Result<()> {
@@ -277,14 +274,7 @@ pub(super) fn zero(
     for &i in chunks {
         let range = index.range(i);
         let len = (range.end - range.start) as usize;
-        let at = start + range.start;
-        file.write_all_at(&zeros[..len], at)
-            .map_err(|e| disk_error(disk, &format!("write {label}"), e))?;
-        let back = &mut back[..len];
-        file.read_exact_at(back, at)
-            .map_err(|e| disk_error(disk, &format!("read back {label}"), e))?;
-        same(back, &zeros[..len])
-            .map_err(|reason| verify_error(label, format!("chunk {i} {reason}")))?;
+        partition.write_checked(index, i, &zeros[..len], &mut back)?;
     }
     Ok(())
 }
