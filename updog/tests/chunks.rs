@@ -199,16 +199,19 @@ fn bytes_sent(server: &HttpServer, suffix: &str) -> u64 {
         .sum()
 }
 
+/// The download events of `--progress json`'s output, in order.
+fn download_events(stdout: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|v| v["phase"] == "download")
+}
+
 /// The last download event of each image.
 fn last_events(stdout: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut last = std::collections::BTreeMap::new();
-    for line in stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if v["phase"] == "download" {
-            last.insert(v["image"].as_str().unwrap().to_string(), v);
-        }
-    }
-    last
+    download_events(stdout)
+        .map(|v| (v["image"].as_str().unwrap().to_string(), v))
+        .collect()
 }
 
 #[test]
@@ -300,10 +303,8 @@ fn a_partition_of_garbage_ends_identical_to_the_image_zero_chunks_included() {
         .iter()
         .filter(|c| c.data == ChunkData::Zero)
         .count() as u64;
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["phase"] == "download" && v["image"] == "root")
+    let events: Vec<serde_json::Value> = download_events(&stdout)
+        .filter(|v| v["image"] == "root")
         .collect();
     let (last, before) = events.split_last().unwrap();
     assert_eq!(last["chunks_copied"], zeros, "{last}");
