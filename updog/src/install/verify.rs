@@ -35,33 +35,52 @@ fn fail(part: &PartitionInfo, reason: String) -> error::Error {
     }
 }
 
-/// Reads BOOT and HASH back from `disk` and checks them against what was written; then reads
-/// `verity.params` from BOOT and the tree from HASH, checked up to the params' root hash: the
-/// tree ROOT must match.
+/// Reads BOOT and HASH back from `disk` and checks them against what was written; meanwhile
+/// reads `verity.params` from BOOT and the tree from HASH, checked up to the params' root hash:
+/// the tree ROOT must match.
 pub(crate) fn verify_boot_and_hash(
     disk: &Path,
     parts: &SetPartitions,
     boot: &Written,
     hash: &Written,
 ) -> Result<HashTree> {
-    // BOOT and HASH first: the parameters and the tree must be the ones published.
-    for (part, w) in [(&parts.boot, boot), (&parts.hash, hash)] {
-        if let Some(expected) = w.sha256 {
-            let actual = hash_prefix(open(disk, part)?, part.byte_range().start, w.len)
-                .map_err(|e| fail(part, format!("cannot read it back: {e}")))?;
-            if actual != expected {
-                return Err(fail(
-                    part,
-                    format!(
-                        "the {} bytes read back have sha256 {}, but {} were written",
-                        w.len,
-                        hex::encode(actual),
-                        hex::encode(expected)
-                    ),
-                ));
-            }
+    // BOOT and HASH must be the bytes published; each is read and hashed on a thread of its own
+    // while the tree is read here (the first error in that order is the one reported).
+    std::thread::scope(|scope| {
+        let sums = [(&parts.boot, boot), (&parts.hash, hash)]
+            .map(|(part, w)| (part, scope.spawn(move || check_sha256(disk, part, w))));
+        let tree = read_tree(disk, parts, hash);
+        for (part, sum) in sums {
+            sum.join()
+                .map_err(|_| fail(part, "the thread reading it back panicked".to_string()))??;
         }
+        tree
+    })
+}
+
+/// Checks that `part` holds the `w.len` bytes written, by their sha256.
+fn check_sha256(disk: &Path, part: &PartitionInfo, w: &Written) -> Result<()> {
+    let Some(expected) = w.sha256 else {
+        return Ok(());
+    };
+    let actual = hash_prefix(open(disk, part)?, part.byte_range().start, w.len)
+        .map_err(|e| fail(part, format!("cannot read it back: {e}")))?;
+    if actual != expected {
+        return Err(fail(
+            part,
+            format!(
+                "the {} bytes read back have sha256 {}, but {} were written",
+                w.len,
+                hex::encode(actual),
+                hex::encode(expected)
+            ),
+        ));
     }
+    Ok(())
+}
+
+/// Reads `verity.params` from BOOT and the tree from HASH, checked up to the params' root hash.
+fn read_tree(disk: &Path, parts: &SetPartitions, hash: &Written) -> Result<HashTree> {
     let part = &parts.boot;
     let params = image_builder::read_boot_params(ImageRegion::new(
         open(disk, part)?,

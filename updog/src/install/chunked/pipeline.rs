@@ -18,6 +18,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use update_metadata::ChunkIndex;
 
+/// How much of a written chunk is read back at a time: a piece this size is still in the CPU's
+/// cache when it is compared, where a whole chunk read back at once is not (docs/benchmarks.md,
+/// "Reading back in pieces": 5 % less CPU time for a full install).
+pub(super) const READ_BACK_PIECE: usize = 128 << 10;
+
 /// A compressed chunk on its way to a worker.
 pub(super) struct Fetched {
     pub(super) seq: usize,
@@ -307,7 +312,7 @@ pub(super) fn write_in_order(
     };
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
-    let mut back = PageBuf::new(index.chunk_size() as usize);
+    let mut back = PageBuf::new(READ_BACK_PIECE);
     let partition = PartitionFile {
         file,
         disk,
@@ -354,9 +359,9 @@ pub(super) struct PartitionFile<'a> {
 }
 
 impl PartitionFile<'_> {
-    /// Writes chunk `chunk`'s bytes (already checked) in its place, reads them back into `back`
-    /// (at least as long) and compares: every chunk written, downloaded, copied or zeroed, goes
-    /// through here.
+    /// Writes chunk `chunk`'s bytes (already checked) in its place, reads them back
+    /// [`READ_BACK_PIECE`] bytes at a time into `back` (at least that long, or as long as the
+    /// chunk) and compares: every chunk written, downloaded, copied or zeroed, goes through here.
     pub(super) fn write_checked(
         &self,
         index: &ChunkIndex,
@@ -369,16 +374,23 @@ impl PartitionFile<'_> {
         self.file
             .write_all_at(bytes, at)
             .map_err(|e| disk_error(disk, &format!("write {label}"), e))?;
-        let back = &mut back[..bytes.len()];
-        self.file
-            .read_exact_at(back, at)
-            .map_err(|e| disk_error(disk, &format!("read back {label}"), e))?;
-        same(back, bytes).map_err(|reason| verify_error(label, format!("chunk {chunk} {reason}")))
+        let piece = READ_BACK_PIECE.min(back.len());
+        for (k, written) in bytes.chunks(piece).enumerate() {
+            let offset = k * piece;
+            let back = &mut back[..written.len()];
+            self.file
+                .read_exact_at(back, at + offset as u64)
+                .map_err(|e| disk_error(disk, &format!("read back {label}"), e))?;
+            same(back, written, offset)
+                .map_err(|reason| verify_error(label, format!("chunk {chunk} {reason}")))?;
+        }
+        Ok(())
     }
 }
 
-/// Whether the bytes read back are the bytes written; names the first that differs.
-fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
+/// Whether the bytes read back are the bytes written (`offset` bytes into the chunk); names the
+/// first that differs.
+fn same(back: &[u8], written: &[u8], offset: usize) -> std::result::Result<(), String> {
     if back == written {
         return Ok(());
     }
@@ -388,6 +400,22 @@ fn same(back: &[u8], written: &[u8]) -> std::result::Result<(), String> {
         .position(|(a, b)| a != b)
         .unwrap_or(back.len().min(written.len()));
     Err(format!(
-        "read back differs from what was written at byte {at}"
+        "read back differs from what was written at byte {}",
+        offset + at
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_read_back_that_differs_names_the_byte_in_the_chunk() {
+        let written = [7u8; 16];
+        let mut back = written;
+        assert_eq!(super::same(&back, &written, 4096), Ok(()));
+        back[5] = 0;
+        assert_eq!(
+            super::same(&back, &written, 4096),
+            Err("read back differs from what was written at byte 4101".to_string())
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! what is left is to be downloaded.
 
 use super::disk_error;
-use super::pipeline::{PartitionFile, unpack};
+use super::pipeline::{PartitionFile, READ_BACK_PIECE, unpack};
 use super::spool;
 use crate::error::{self, Result};
 use crate::install::page::PageBuf;
@@ -270,7 +270,7 @@ pub(super) fn zero(
     chunks: &[usize],
 ) -> Result<()> {
     let zeros = vec![0u8; index.chunk_size() as usize];
-    let mut back = PageBuf::new(index.chunk_size() as usize);
+    let mut back = PageBuf::new(READ_BACK_PIECE);
     for &i in chunks {
         let range = index.range(i);
         let len = (range.end - range.start) as usize;
