@@ -47,39 +47,65 @@ impl RepoLock {
     /// has no root yet ([`Error::NoRoot`](crate::Error::NoRoot)).
     pub fn acquire(repo: &RepoDir, create: bool, waiting: impl FnOnce(&str)) -> Result<RepoLock> {
         let path = &repo.base;
-        if create {
-            std::fs::create_dir_all(path).context(error::CreateRepoDirSnafu { path })?;
-        }
-        let dir = match rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(dir) => dir,
-            Err(Errno::NOENT) if !create => {
-                return error::NoRootSnafu {
-                    path: repo.metadata_dir(),
-                }
-                .fail();
-            }
-            Err(e) => {
-                return Err(std::io::Error::from(e)).context(error::OpenRepoDirSnafu { path });
-            }
-        };
-        match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(RepoLock { _dir: dir }),
-            Err(Errno::WOULDBLOCK) => waiting(&waiting_line(path)),
-            Err(e) => return Err(std::io::Error::from(e)).context(error::LockRepoSnafu { path }),
-        }
+        let mut waiting = Some(waiting);
         loop {
-            match flock(&dir, FlockOperation::LockExclusive) {
-                Ok(()) => return Ok(RepoLock { _dir: dir }),
-                Err(Errno::INTR) => continue,
+            if create {
+                std::fs::create_dir_all(path).context(error::CreateRepoDirSnafu { path })?;
+            }
+            let dir = match rustix::fs::open(
+                path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(dir) => dir,
+                Err(Errno::NOENT) if !create => {
+                    return error::NoRootSnafu {
+                        path: repo.metadata_dir(),
+                    }
+                    .fail();
+                }
+                Err(e) => {
+                    return Err(std::io::Error::from(e)).context(error::OpenRepoDirSnafu { path });
+                }
+            };
+            match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(Errno::WOULDBLOCK) => {
+                    if let Some(waiting) = waiting.take() {
+                        waiting(&waiting_line(path));
+                    }
+                    wait_for(&dir, path)?;
+                }
                 Err(e) => {
                     return Err(std::io::Error::from(e)).context(error::LockRepoSnafu { path });
                 }
             }
+            // A first publish that fails removes the directories it created; a command that
+            // waited for it then holds the lock of a directory that is gone, and takes the lock
+            // again, of the directory now at the path (if any).
+            if names(&dir, path) {
+                return Ok(RepoLock { _dir: dir });
+            }
         }
+    }
+}
+
+/// Waits until the lock of `dir` (the directory at `path`) is ours.
+fn wait_for(dir: &OwnedFd, path: &Path) -> Result<()> {
+    loop {
+        match flock(dir, FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e)).context(error::LockRepoSnafu { path }),
+        }
+    }
+}
+
+/// Whether `path` is still the directory open as `dir`.
+fn names(dir: &OwnedFd, path: &Path) -> bool {
+    match (rustix::fs::fstat(dir), rustix::fs::stat(path)) {
+        (Ok(open), Ok(now)) => open.st_dev == now.st_dev && open.st_ino == now.st_ino,
+        _ => false,
     }
 }
 
@@ -152,5 +178,46 @@ mod tests {
                 repo.base.display()
             )
         );
+    }
+
+    #[test]
+    fn a_taker_whose_directory_was_removed_meanwhile_locks_the_new_one() {
+        let work = tempfile::tempdir().unwrap();
+        let repo = RepoDir::new(work.path().join("repo"), "demo", "x86_64");
+        let first = RepoLock::acquire(&repo, true, |_| ()).unwrap();
+        let (said, heard) = mpsc::channel();
+        let second = {
+            let repo = repo.clone();
+            std::thread::spawn(move || {
+                let lock = RepoLock::acquire(&repo, true, |line| {
+                    let _ = said.send(line.to_string());
+                });
+                // Held until the test has tried to take the lock of the directory now there.
+                std::thread::sleep(Duration::from_millis(500));
+                lock.map(drop)
+            })
+        };
+        heard.recv_timeout(Duration::from_secs(30)).unwrap();
+        // The first publish failed: it removes the directory it created, then lets go.
+        std::fs::remove_dir(&repo.base).unwrap();
+        drop(first);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !repo.base.exists() {
+            assert!(std::time::Instant::now() < deadline, "never created again");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let third = rustix::fs::open(
+            &repo.base,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            flock(&third, FlockOperation::NonBlockingLockExclusive),
+            Err(Errno::WOULDBLOCK),
+            "the waiting taker holds the lock of the removed directory, not of the new one"
+        );
+        second.join().unwrap().unwrap();
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 fn modes(dir: &Path) -> BTreeMap<PathBuf, u32> {
     snapshot(dir)
         .into_keys()
+        .filter(|p| p.is_file())
         .map(|p| (p.clone(), mode(&p)))
         .collect()
 }

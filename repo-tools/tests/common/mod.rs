@@ -72,7 +72,8 @@ pub fn validate_ok(dir: &Path) {
     assert!(out.starts_with("valid: "), "{out}");
 }
 
-/// Every file under `dir` with its contents, to show that a refused command wrote nothing.
+/// Every file under `dir` with its contents, and every directory (with no contents), to show
+/// that a refused command wrote nothing, not even an empty directory.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -80,6 +81,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
+                out.insert(path.clone(), Vec::new());
                 stack.push(path);
             } else {
                 out.insert(path.clone(), std::fs::read(&path).unwrap());
