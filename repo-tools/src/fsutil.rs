@@ -49,6 +49,21 @@ pub(crate) fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Moves `src`, a file this command made, to `dst` with its bytes on disk first; copies it
+/// ([`copy_atomic`]) when the two are on different filesystems.
+pub(crate) fn move_durable(src: &Path, dst: &Path) -> Result<()> {
+    let dir = parent(dst);
+    std::fs::create_dir_all(dir).context(error::WriteFileSnafu { path: dir })?;
+    File::open(src)
+        .and_then(|f| f.sync_all())
+        .context(error::WriteFileSnafu { path: src })?;
+    match std::fs::rename(src, dst) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => copy_atomic(src, dst),
+        Err(e) => Err(e).context(error::WriteFileSnafu { path: dst }),
+    }
+}
+
 /// Moves `src` over `dst` (same filesystem) and fsyncs the destination directory.
 pub(crate) fn rename_durable(src: &Path, dst: &Path) -> Result<()> {
     std::fs::rename(src, dst).context(error::WriteFileSnafu { path: dst })?;

@@ -184,7 +184,7 @@ pub async fn publish_chunked(
     );
     // Targets are hashed and named in the edit now, and copied into the targets directory only
     // once it is signed: a publish refused on the way adds nothing there.
-    let mut staged = Staged::new()?;
+    let mut staged = Staged::new(repo_dir)?;
     let prefix = format!("{variant}-{arch}-{}", release.version);
     let mut image_names = Vec::new();
     let mut index_names = Vec::new();
@@ -325,7 +325,7 @@ pub async fn change(
                 })?;
         }
     }
-    Staged::new()?
+    Staged::new(repo_dir)?
         .finish(
             repo_dir,
             editor,
@@ -395,10 +395,23 @@ struct Staged {
 }
 
 impl Staged {
-    fn new() -> Result<Staged> {
-        let scratch = tempfile::tempdir().context(error::WriteFileSnafu {
-            path: std::env::temp_dir(),
-        })?;
+    /// The scratch directory is in the repository's directory, so that what is made there is
+    /// moved into the targets directory, not copied (as the metadata commit stages its files).
+    fn new(repo_dir: &RepoDir) -> Result<Staged> {
+        let base = &repo_dir.base;
+        // One left by a command that was killed: under the lock, nothing else uses it.
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for entry in entries.flatten() {
+                let stale = entry.file_name().to_string_lossy().starts_with(".staging.");
+                if stale && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix(".staging.")
+            .tempdir_in(base)
+            .context(error::WriteFileSnafu { path: base })?;
         Ok(Staged {
             files: Vec::new(),
             scratch,
@@ -455,7 +468,11 @@ impl Staged {
         let (signed, versions) =
             crate::sign::sign(repo_dir, editor, previous, None, key_files, expiries, now).await?;
         for (src, name, target) in &self.files {
-            repo_dir.copy_target(src, name, target)?;
+            if src.starts_with(self.scratch.path()) {
+                repo_dir.move_target(src, name, target)?;
+            } else {
+                repo_dir.copy_target(src, name, target)?;
+            }
         }
         repo_dir.commit(&signed).await?;
         Ok(versions)

@@ -231,6 +231,17 @@ impl RepoDir {
         Ok(())
     }
 
+    /// Moves `src`, a file this command made and hashed as `target`, into the shared targets
+    /// directory as `<sha256>.<name>`, unless it is there already.
+    pub fn move_target(&self, src: &Path, name: &str, target: &Target) -> Result<()> {
+        let sha = hex::encode(target.hashes.sha256.as_ref() as &[u8]);
+        let dst = self.targets_dir().join(format!("{sha}.{name}"));
+        if !dst.is_file() {
+            fsutil::move_durable(src, &dst)?;
+        }
+        Ok(())
+    }
+
     /// Writes signed metadata in the order that keeps every reader safe: the root (if new),
     /// targets, snapshot, and `timestamp.json` last, each by an atomic rename.
     pub async fn commit(&self, signed: &SignedRepository) -> Result<()> {
@@ -279,16 +290,50 @@ impl RepoDir {
     }
 }
 
-/// The target entry of a file (its length and hashes) under `name`, for the editor; nothing is
-/// copied.
+/// The target entry of a file (its length and sha256) under `name`, for the editor; nothing is
+/// copied. The file is read 1 MiB at a time on a blocking thread: tough's `Target::from_path`
+/// reads 8 KiB at a time through the async runtime, a trip to another thread per read, which was
+/// a fifth of the CPU time of publishing a 1 GiB image.
 pub async fn target_entry(src: &Path, name: &str) -> Result<(TargetName, Target)> {
     let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
-    let target = Target::from_path(src)
+    let path = src.to_path_buf();
+    let target = tokio::task::spawn_blocking(move || file_target(&path))
         .await
-        .context(error::ToughSchemaSnafu {
-            action: format!("hash target file '{}'", src.display()),
-        })?;
+        .ok()
+        .context(error::InternalSnafu {
+            what: "the thread hashing a target",
+        })?
+        .context(error::ReadFileSnafu { path: src })?;
     Ok((target_name, target))
+}
+
+/// The length and sha256 of the file at `path`.
+fn file_target(path: &Path) -> std::io::Result<Target> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut length = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha.update(&buf[..n]);
+        length += n as u64;
+    }
+    Ok(Target {
+        length,
+        hashes: tough::schema::Hashes {
+            sha256: sha.finalize().to_vec().into(),
+            _extra: std::collections::HashMap::new(),
+        },
+        custom: std::collections::HashMap::new(),
+        _extra: std::collections::HashMap::new(),
+    })
 }
 
 /// Loads a repository from any metadata and targets URL (file:// or, where tough was built with
