@@ -1,6 +1,7 @@
 //! Publishing a release, and changing one that is published.
 
 use crate::error::{self, Result};
+use crate::fsutil;
 use crate::repo::{self, RepoDir};
 use crate::sign::{Expiries, Versions, sign_and_commit};
 use jiff::Timestamp;
@@ -399,15 +400,7 @@ impl Staged {
     /// moved into the targets directory, not copied (as the metadata commit stages its files).
     fn new(repo_dir: &RepoDir) -> Result<Staged> {
         let base = &repo_dir.base;
-        // One left by a command that was killed: under the lock, nothing else uses it.
-        if let Ok(entries) = std::fs::read_dir(base) {
-            for entry in entries.flatten() {
-                let stale = entry.file_name().to_string_lossy().starts_with(".staging.");
-                if stale && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
+        fsutil::remove_stale_staging(base);
         let scratch = tempfile::Builder::new()
             .prefix(".staging.")
             .tempdir_in(base)

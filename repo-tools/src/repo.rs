@@ -246,6 +246,7 @@ impl RepoDir {
     /// targets, snapshot, and `timestamp.json` last, each by an atomic rename.
     pub async fn commit(&self, signed: &SignedRepository) -> Result<()> {
         let dir = self.metadata_dir();
+        fsutil::remove_stale_staging(&dir);
         let staging = tempfile::Builder::new()
             .prefix(".staging.")
             .tempdir_in(&dir)

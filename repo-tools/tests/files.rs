@@ -69,3 +69,38 @@ fn published_files_follow_the_umask_and_keys_stay_private() {
         assert_eq!(*mode, want, "{path:?} has mode {mode:o}");
     }
 }
+
+#[test]
+fn the_scratch_files_of_a_killed_publish_are_removed_by_the_next_one() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    keys_and_root(dir, "ed25519");
+    fake_images(dir, "1.0.0");
+    fake_images(dir, "1.1.0");
+    let mut extra = vec!["--root", "root.json", "--no-waves"];
+    extra.extend(SIGN);
+    ok(dir, &strs(&publish_args("1.0.0", &extra)));
+    // What a publish killed before its commit leaves: its scratch directory in the repository,
+    // and the metadata it was about to move into place.
+    let stale = [
+        dir.join("repo/.staging.killed/3/demo-x86_64-1.1.0-root.ext4.lz4.chunks"),
+        dir.join("repo/demo/x86_64/.staging.killed/timestamp.json"),
+    ];
+    for file in &stale {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, b"half written").unwrap();
+    }
+
+    let mut extra = vec!["--no-waves"];
+    extra.extend(SIGN);
+    ok(dir, &strs(&publish_args("1.1.0", &extra)));
+    assert!(!dir.join("repo/.staging.killed").exists());
+    assert!(!dir.join("repo/demo/x86_64/.staging.killed").exists());
+    // Nothing else is left behind either: the repository holds its metadata and targets only.
+    let names: Vec<String> = std::fs::read_dir(dir.join("repo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    validate_ok(dir);
+}
