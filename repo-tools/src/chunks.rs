@@ -1,15 +1,25 @@
 //! Cutting a published image into chunks: the chunk file (each non-zero chunk compressed on its
 //! own as an lz4 block, concatenated in image order) and its index (docs/formats.md, "Chunk
-//! index"). The lz4 image is decompressed as a stream: memory holds one chunk and its compressed
-//! copy, whatever the image size.
+//! index"). The lz4 image is decompressed as a stream on one thread, the chunks hashed and
+//! compressed on every core (at most [`MAX_WORKERS`]), and written in order on the calling
+//! thread: memory holds a few chunks per worker and their compressed copies, whatever the image
+//! size.
 
 use crate::error::{self, Result};
 use sha2::{Digest, Sha256};
 use snafu::ResultExt;
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use update_metadata::chunks::{Chunk, ChunkData, ChunkIndex, Sha256Digest};
 use update_metadata::{TargetName, chunks};
+
+/// Threads hashing and compressing chunks, at most.
+const MAX_WORKERS: usize = 8;
+/// Bytes of chunks between the decoder and the writer, about: fewer workers for large chunks.
+const IN_FLIGHT_BYTES: u64 = 256 << 20;
 
 /// The two files made for one image, in a temporary directory.
 #[derive(Debug)]
@@ -20,6 +30,38 @@ pub struct ChunkedImage {
     pub index_file: PathBuf,
     /// The index.
     pub index: ChunkIndex,
+}
+
+/// One chunk, hashed and (unless all zero) compressed.
+struct Cut {
+    sha256: Sha256Digest,
+    /// Its lz4 block and the block's sha256; `None` for an all-zero chunk.
+    stored: Option<(Vec<u8>, Sha256Digest)>,
+}
+
+/// Hashes chunk `seq` and compresses it; checks that the block decompresses to the chunk:
+/// updog writes what the block decompresses to once its compressed sha256 matches, and finds
+/// it on disk later by the uncompressed sha256, so the two must agree.
+fn cut(seq: usize, bytes: &[u8], roundtrip: &mut [u8]) -> std::result::Result<Cut, String> {
+    let sha256 = Sha256Digest::new(Sha256::digest(bytes).into());
+    if bytes.iter().all(|&b| b == 0) {
+        return Ok(Cut {
+            sha256,
+            stored: None,
+        });
+    }
+    let block = lz4_flex::block::compress(bytes);
+    let back = lz4_flex::block::decompress_into(&block, &mut roundtrip[..bytes.len()]);
+    if back.ok() != Some(bytes.len()) || roundtrip[..bytes.len()] != *bytes {
+        return Err(format!(
+            "chunk {seq} does not decompress to the bytes it was made from"
+        ));
+    }
+    let block_sha = Sha256Digest::new(Sha256::digest(&block).into());
+    Ok(Cut {
+        sha256,
+        stored: Some((block, block_sha)),
+    })
 }
 
 /// Cuts the lz4 image at `lz4_image` into chunks of `chunk_size` bytes, writing
@@ -42,63 +84,64 @@ pub fn chunk_image(
         return error::BadChunkSizeSnafu { chunk_size }.fail();
     }
     let input = std::fs::File::open(lz4_image).context(error::ReadFileSnafu { path: lz4_image })?;
-    let mut decoder = lz4_flex::frame::FrameDecoder::new(std::io::BufReader::new(input));
     let chunk_file = out_dir.join(&chunk_name);
     let mut out = BufWriter::new(
         std::fs::File::create(&chunk_file).context(error::WriteFileSnafu { path: &chunk_file })?,
     );
-    let mut buf = vec![0u8; chunk_size as usize];
-    let mut compressed = vec![0u8; chunks::max_compressed_len(chunk_size) as usize];
-    let mut roundtrip = vec![0u8; chunk_size as usize];
-    let mut image_hash = Sha256::new();
-    let mut list = Vec::new();
-    let (mut image_length, mut offset) = (0u64, 0u64);
-    loop {
-        let n = verity::read_full(&mut decoder, &mut buf)
-            .context(error::ReadFileSnafu { path: lz4_image })?;
-        if n == 0 {
-            break;
-        }
-        let bytes = &buf[..n];
-        image_hash.update(bytes);
-        image_length += n as u64;
-        let sha256 = Sha256Digest::new(Sha256::digest(bytes).into());
-        let data = if bytes.iter().all(|&b| b == 0) {
-            ChunkData::Zero
-        } else {
-            let len = lz4_flex::block::compress_into(bytes, &mut compressed).map_err(|e| {
-                error::Error::WriteFile {
-                    path: chunk_file.clone(),
-                    source: std::io::Error::other(e),
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS)
+        .min(usize::try_from(IN_FLIGHT_BYTES / (3 * chunk_size)).unwrap_or(1))
+        .max(1);
+    let write_error = |source| error::Error::WriteFile {
+        path: chunk_file.clone(),
+        source,
+    };
+
+    let (list, offset, image_length, image_sha) = std::thread::scope(|scope| {
+        let (job_tx, job_rx) = sync_channel::<(usize, Vec<u8>)>(workers);
+        // Held by the workers only: once they have all stopped (the writer failed), the
+        // decoder's next hand-on fails and it stops too.
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (cut_tx, cut_rx) = sync_channel::<(usize, std::result::Result<Cut, String>)>(workers);
+        for _ in 0..workers {
+            let (job_rx, cut_tx) = (Arc::clone(&job_rx), cut_tx.clone());
+            scope.spawn(move || {
+                let mut roundtrip = vec![0u8; chunk_size as usize];
+                loop {
+                    let job = job_rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let Ok((seq, bytes)) = job else { return };
+                    if cut_tx
+                        .send((seq, cut(seq, &bytes, &mut roundtrip)))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
-            })?;
-            // updog writes what this decompresses to once its compressed sha256 matches, and
-            // finds it on disk later by the uncompressed sha256: the two must agree.
-            let back = lz4_flex::block::decompress_into(&compressed[..len], &mut roundtrip);
-            if back.ok() != Some(n) || roundtrip[..n] != *bytes {
-                return Err(error::Error::WriteFile {
-                    path: chunk_file.clone(),
-                    source: std::io::Error::other(format!(
-                        "chunk {} does not decompress to the bytes it was made from",
-                        list.len()
-                    )),
-                });
-            }
-            out.write_all(&compressed[..len])
-                .context(error::WriteFileSnafu { path: &chunk_file })?;
-            let data = ChunkData::Stored {
-                offset,
-                length: len as u64,
-                sha256: Sha256Digest::new(Sha256::digest(&compressed[..len]).into()),
-            };
-            offset += len as u64;
-            data
-        };
-        list.push(Chunk { sha256, data });
-        if n < buf.len() {
-            break;
+            });
         }
-    }
+        drop((cut_tx, job_rx));
+        let reader = scope.spawn(move || read_chunks(input, lz4_image, chunk_size, &job_tx));
+        // In image order, as the chunks come back.
+        let written = write_in_order(&cut_rx, &mut out).map_err(|e| match e {
+            Failed::Write(source) => write_error(source),
+            Failed::Cut(reason) => write_error(std::io::Error::other(reason)),
+        });
+        drop(cut_rx);
+        let read = reader.join().unwrap_or_else(|_| {
+            error::InternalSnafu {
+                what: "the thread decoding the image",
+            }
+            .fail()
+        });
+        // A read error explains a short write; a bad chunk, one that was read whole.
+        let (image_length, image_sha) = read?;
+        let (list, offset) = written?;
+        Ok::<_, error::Error>((list, offset, image_length, image_sha))
+    })?;
     out.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())
@@ -106,7 +149,7 @@ pub fn chunk_image(
     let index = ChunkIndex::new(
         chunk_size,
         image_length,
-        Sha256Digest::new(image_hash.finalize().into()),
+        image_sha,
         TargetName::new(chunk_name.as_str()).map_err(bad_index)?,
         offset,
         list,
@@ -120,6 +163,83 @@ pub fn chunk_image(
         index_file,
         index,
     })
+}
+
+/// Decodes the image and hands it on chunk by chunk; returns its length and sha256. Stops
+/// early, without an error, once the chunks are no longer taken (the writer failed).
+fn read_chunks(
+    input: std::fs::File,
+    path: &Path,
+    chunk_size: u64,
+    jobs: &SyncSender<(usize, Vec<u8>)>,
+) -> Result<(u64, Sha256Digest)> {
+    let mut decoder = lz4_flex::frame::FrameDecoder::new(std::io::BufReader::new(input));
+    let mut image_hash = Sha256::new();
+    let mut image_length = 0u64;
+    for seq in 0.. {
+        let mut buf = vec![0u8; chunk_size as usize];
+        let n = verity::read_full(&mut decoder, &mut buf).context(error::ReadFileSnafu { path })?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        image_hash.update(&buf);
+        image_length += n as u64;
+        let last = (n as u64) < chunk_size;
+        if jobs.send((seq, buf)).is_err() || last {
+            break;
+        }
+    }
+    Ok((
+        image_length,
+        Sha256Digest::new(image_hash.finalize().into()),
+    ))
+}
+
+/// Why the writer stopped.
+enum Failed {
+    Write(std::io::Error),
+    Cut(String),
+}
+
+/// Writes the compressed chunks to `out` in image order; returns the index's chunks and the
+/// chunk file's length.
+fn write_in_order(
+    cuts: &Receiver<(usize, std::result::Result<Cut, String>)>,
+    out: &mut impl Write,
+) -> std::result::Result<(Vec<Chunk>, u64), Failed> {
+    let mut pending = BTreeMap::new();
+    let mut list = Vec::new();
+    let mut offset = 0u64;
+    for (seq, cut) in cuts {
+        pending.insert(seq, cut);
+        while let Some(cut) = pending.remove(&list.len()) {
+            let cut = cut.map_err(Failed::Cut)?;
+            let data = match cut.stored {
+                None => ChunkData::Zero,
+                Some((block, sha256)) => {
+                    out.write_all(&block).map_err(Failed::Write)?;
+                    let length = block.len() as u64;
+                    let data = ChunkData::Stored {
+                        offset,
+                        length,
+                        sha256,
+                    };
+                    offset += length;
+                    data
+                }
+            };
+            list.push(Chunk {
+                sha256: cut.sha256,
+                data,
+            });
+        }
+    }
+    if let Some(seq) = pending.keys().next() {
+        let reason = format!("chunk {} never came back before chunk {seq}", list.len());
+        return Err(Failed::Cut(reason));
+    }
+    Ok((list, offset))
 }
 
 #[cfg(test)]
@@ -162,5 +282,57 @@ mod tests {
         assert_eq!(&parsed, index);
         let err = chunk_image(&lz4, "img.lz4", 5000, dir.path()).unwrap_err();
         assert!(err.to_string().contains("5000"), "{err}");
+    }
+
+    #[test]
+    fn many_chunks_come_out_in_image_order_and_a_broken_image_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // 300 chunks, every fifth all zero, the others different.
+        let mut image = vec![0u8; 300 * 4096];
+        for (i, chunk) in image.chunks_mut(4096).enumerate() {
+            if i % 5 != 0 {
+                for (j, b) in chunk.iter_mut().enumerate() {
+                    *b = (i * 31 + j * 7 % 13) as u8;
+                }
+            }
+        }
+        let lz4 = dir.path().join("img.lz4");
+        let mut enc = lz4_flex::frame::FrameEncoder::new(std::fs::File::create(&lz4).unwrap());
+        enc.write_all(&image).unwrap();
+        enc.finish().unwrap();
+        let made = chunk_image(&lz4, "img.lz4", 4096, dir.path()).unwrap();
+        let index = &made.index;
+        assert_eq!(index.chunks().len(), 300);
+        assert_eq!(
+            index.image_sha256().as_bytes(),
+            &<[u8; 32]>::from(Sha256::digest(&image))
+        );
+        let file = std::fs::read(&made.chunk_file).unwrap();
+        let mut next = 0;
+        for (i, chunk) in index.chunks().iter().enumerate() {
+            let want = &image[i * 4096..(i + 1) * 4096];
+            assert_eq!(
+                chunk.sha256.as_bytes(),
+                &<[u8; 32]>::from(Sha256::digest(want))
+            );
+            match chunk.data {
+                ChunkData::Zero => assert_eq!(i % 5, 0, "chunk {i}"),
+                ChunkData::Stored { offset, length, .. } => {
+                    assert_eq!(offset, next, "chunk {i} is not next in the file");
+                    next += length;
+                    let mut out = vec![0u8; 4096];
+                    let part = &file[offset as usize..(offset + length) as usize];
+                    lz4_flex::block::decompress_into(part, &mut out).unwrap();
+                    assert_eq!(out, want, "chunk {i}");
+                }
+            }
+        }
+        assert_eq!(next, file.len() as u64);
+
+        // Cut short: refused with the file named, nothing left waiting.
+        let bytes = std::fs::read(&lz4).unwrap();
+        std::fs::write(&lz4, &bytes[..bytes.len() / 2]).unwrap();
+        let err = chunk_image(&lz4, "img.lz4", 4096, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("img.lz4"), "{err}");
     }
 }
