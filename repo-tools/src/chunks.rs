@@ -1,7 +1,7 @@
 //! Cutting a published image into chunks: the chunk file (each non-zero chunk compressed on its
 //! own as an lz4 block, concatenated in image order) and its index (docs/formats.md, "Chunk
 //! index"). The lz4 image is decompressed as a stream on one thread, the chunks hashed and
-//! compressed on every core (at most [`MAX_WORKERS`]), and written in order on the calling
+//! compressed on every core (at most eight threads), and written in order on the calling
 //! thread: memory holds a few chunks per worker and their compressed copies, whatever the image
 //! size.
 
