@@ -247,16 +247,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// `image` as one lz4 frame in `dir/img.lz4`.
+    fn lz4_file(dir: &Path, image: &[u8]) -> PathBuf {
+        let lz4 = dir.join("img.lz4");
+        let mut enc = lz4_flex::frame::FrameEncoder::new(std::fs::File::create(&lz4).unwrap());
+        enc.write_all(image).unwrap();
+        enc.finish().unwrap();
+        lz4
+    }
+
     #[test]
     fn chunks_decompress_to_the_image_and_zero_chunks_are_not_stored() {
         let dir = tempfile::tempdir().unwrap();
         let mut image = vec![0u8; 3 * 4096 + 100];
         image[10] = 1;
         image[2 * 4096..3 * 4096].fill(7);
-        let lz4 = dir.path().join("img.lz4");
-        let mut enc = lz4_flex::frame::FrameEncoder::new(std::fs::File::create(&lz4).unwrap());
-        enc.write_all(&image).unwrap();
-        enc.finish().unwrap();
+        let lz4 = lz4_file(dir.path(), &image);
         let made = chunk_image(&lz4, "img.lz4", 4096, dir.path()).unwrap();
         let index = &made.index;
         assert_eq!(index.image_length(), image.len() as u64);
@@ -296,10 +302,7 @@ mod tests {
                 }
             }
         }
-        let lz4 = dir.path().join("img.lz4");
-        let mut enc = lz4_flex::frame::FrameEncoder::new(std::fs::File::create(&lz4).unwrap());
-        enc.write_all(&image).unwrap();
-        enc.finish().unwrap();
+        let lz4 = lz4_file(dir.path(), &image);
         let made = chunk_image(&lz4, "img.lz4", 4096, dir.path()).unwrap();
         let index = &made.index;
         assert_eq!(index.chunks().len(), 300);

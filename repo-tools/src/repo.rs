@@ -223,23 +223,27 @@ impl RepoDir {
     /// Copies `src`, hashed as `target`, into the shared targets directory as
     /// `<sha256>.<name>`, unless it is there already.
     pub fn copy_target(&self, src: &Path, name: &str, target: &Target) -> Result<()> {
+        match self.new_target_path(name, target) {
+            Some(dst) => fsutil::copy_atomic(src, &dst),
+            None => Ok(()),
+        }
+    }
+
+    /// Where target `name`, hashed as `target`, goes in the shared targets directory
+    /// (`<sha256>.<name>`); `None` if it is there already.
+    fn new_target_path(&self, name: &str, target: &Target) -> Option<PathBuf> {
         let sha = hex::encode(target.hashes.sha256.as_ref() as &[u8]);
         let dst = self.targets_dir().join(format!("{sha}.{name}"));
-        if !dst.is_file() {
-            fsutil::copy_atomic(src, &dst)?;
-        }
-        Ok(())
+        (!dst.is_file()).then_some(dst)
     }
 
     /// Moves `src`, a file this command made and hashed as `target`, into the shared targets
     /// directory as `<sha256>.<name>`, unless it is there already.
     pub fn move_target(&self, src: &Path, name: &str, target: &Target) -> Result<()> {
-        let sha = hex::encode(target.hashes.sha256.as_ref() as &[u8]);
-        let dst = self.targets_dir().join(format!("{sha}.{name}"));
-        if !dst.is_file() {
-            fsutil::move_durable(src, &dst)?;
+        match self.new_target_path(name, target) {
+            Some(dst) => fsutil::move_durable(src, &dst),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes signed metadata in the order that keeps every reader safe: the root (if new),
