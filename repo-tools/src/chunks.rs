@@ -26,6 +26,9 @@ const IN_FLIGHT_BYTES: u64 = 256 << 20;
 pub struct ChunkedImage {
     /// The chunk file.
     pub chunk_file: PathBuf,
+    /// The chunk file's sha256 (its length is the index's `chunk_file_length`), hashed as it
+    /// was written.
+    pub chunk_file_sha256: [u8; 32],
     /// The index (JSON).
     pub index_file: PathBuf,
     /// The index.
@@ -98,7 +101,7 @@ pub fn chunk_image(
         source,
     };
 
-    let (list, offset, image_length, image_sha) = std::thread::scope(|scope| {
+    let (list, offset, file_sha, image_length, image_sha) = std::thread::scope(|scope| {
         let (job_tx, job_rx) = sync_channel::<(usize, Vec<u8>)>(workers);
         // Held by the workers only: once they have all stopped (the writer failed), the
         // decoder's next hand-on fails and it stops too.
@@ -139,8 +142,8 @@ pub fn chunk_image(
         });
         // A read error explains a short write; a bad chunk, one that was read whole.
         let (image_length, image_sha) = read?;
-        let (list, offset) = written?;
-        Ok::<_, error::Error>((list, offset, image_length, image_sha))
+        let (list, offset, file_sha) = written?;
+        Ok::<_, error::Error>((list, offset, file_sha, image_length, image_sha))
     })?;
     out.into_inner()
         .map_err(|e| e.into_error())
@@ -160,6 +163,7 @@ pub fn chunk_image(
         .context(error::WriteFileSnafu { path: &index_file })?;
     Ok(ChunkedImage {
         chunk_file,
+        chunk_file_sha256: file_sha,
         index_file,
         index,
     })
@@ -203,11 +207,12 @@ enum Failed {
 }
 
 /// Writes the compressed chunks to `out` in image order; returns the index's chunks and the
-/// chunk file's length.
+/// chunk file's length and sha256.
 fn write_in_order(
     cuts: &Receiver<(usize, std::result::Result<Cut, String>)>,
     out: &mut impl Write,
-) -> std::result::Result<(Vec<Chunk>, u64), Failed> {
+) -> std::result::Result<(Vec<Chunk>, u64, [u8; 32]), Failed> {
+    let mut file_sha = Sha256::new();
     let mut pending = BTreeMap::new();
     let mut list = Vec::new();
     let mut offset = 0u64;
@@ -219,6 +224,7 @@ fn write_in_order(
                 None => ChunkData::Zero,
                 Some((block, sha256)) => {
                     out.write_all(&block).map_err(Failed::Write)?;
+                    file_sha.update(&block);
                     let length = block.len() as u64;
                     let data = ChunkData::Stored {
                         offset,
@@ -239,7 +245,7 @@ fn write_in_order(
         let reason = format!("chunk {} never came back before chunk {seq}", list.len());
         return Err(Failed::Cut(reason));
     }
-    Ok((list, offset))
+    Ok((list, offset, file_sha.finalize().into()))
 }
 
 #[cfg(test)]
@@ -331,6 +337,10 @@ mod tests {
             }
         }
         assert_eq!(next, file.len() as u64);
+        assert_eq!(
+            made.chunk_file_sha256,
+            <[u8; 32]>::from(Sha256::digest(&file))
+        );
 
         // Cut short: refused with the file named, nothing left waiting.
         let bytes = std::fs::read(&lz4).unwrap();

@@ -195,9 +195,18 @@ pub async fn publish_chunked(
         image_names.push(manifest_name(&name)?);
         if let Some(size) = chunk_size {
             let made = crate::chunks::chunk_image(path, &name, size, &staged.scratch_dir()?)?;
-            for file in [&made.chunk_file, &made.index_file] {
-                staged.add(&mut editor, file, &file_name(file)).await?;
-            }
+            // The chunk file was hashed as it was written.
+            let chunk_target =
+                repo::target_of(made.index.chunk_file_length(), made.chunk_file_sha256);
+            staged.add_hashed(
+                &mut editor,
+                &made.chunk_file,
+                &file_name(&made.chunk_file),
+                chunk_target,
+            )?;
+            staged
+                .add(&mut editor, &made.index_file, &file_name(&made.index_file))
+                .await?;
             index_names.push(manifest_name(&file_name(&made.index_file))?);
         }
     }
@@ -423,7 +432,19 @@ impl Staged {
 
     /// Hashes `src` and adds it to the edit as target `name`.
     async fn add(&mut self, editor: &mut RepositoryEditor, src: &Path, name: &str) -> Result<()> {
-        let (target_name, target) = repo::target_entry(src, name).await?;
+        let (_, target) = repo::target_entry(src, name).await?;
+        self.add_hashed(editor, src, name, target)
+    }
+
+    /// Adds `src`, already hashed as `target`, to the edit as target `name`.
+    fn add_hashed(
+        &mut self,
+        editor: &mut RepositoryEditor,
+        src: &Path,
+        name: &str,
+        target: tough::schema::Target,
+    ) -> Result<()> {
+        let target_name = tough::TargetName::new(name).context(error::TargetNameSnafu { name })?;
         add_target(editor, target_name, target.clone())?;
         self.files
             .push((src.to_path_buf(), name.to_string(), target));

@@ -330,15 +330,20 @@ fn file_target(path: &Path) -> std::io::Result<Target> {
         sha.update(&buf[..n]);
         length += n as u64;
     }
-    Ok(Target {
+    Ok(target_of(length, sha.finalize().into()))
+}
+
+/// The target entry of a file of `length` bytes with that `sha256`.
+pub fn target_of(length: u64, sha256: [u8; 32]) -> Target {
+    Target {
         length,
         hashes: tough::schema::Hashes {
-            sha256: sha.finalize().to_vec().into(),
+            sha256: sha256.to_vec().into(),
             _extra: std::collections::HashMap::new(),
         },
         custom: std::collections::HashMap::new(),
         _extra: std::collections::HashMap::new(),
-    })
+    }
 }
 
 /// Loads a repository from any metadata and targets URL (file:// or, where tough was built with
