@@ -186,6 +186,8 @@ mod tests {
         let repo = RepoDir::new(work.path().join("repo"), "demo", "x86_64");
         let first = RepoLock::acquire(&repo, true, |_| ()).unwrap();
         let (said, heard) = mpsc::channel();
+        let (held_tx, held) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
         let second = {
             let repo = repo.clone();
             std::thread::spawn(move || {
@@ -193,7 +195,8 @@ mod tests {
                     let _ = said.send(line.to_string());
                 });
                 // Held until the test has tried to take the lock of the directory now there.
-                std::thread::sleep(Duration::from_millis(500));
+                let _ = held_tx.send(lock.is_ok());
+                let _ = released.recv();
                 lock.map(drop)
             })
         };
@@ -201,12 +204,8 @@ mod tests {
         // The first publish failed: it removes the directory it created, then lets go.
         std::fs::remove_dir(&repo.base).unwrap();
         drop(first);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !repo.base.exists() {
-            assert!(std::time::Instant::now() < deadline, "never created again");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(held.recv_timeout(Duration::from_secs(30)).unwrap());
+        assert!(repo.base.is_dir(), "the directory was not created again");
         let third = rustix::fs::open(
             &repo.base,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -218,6 +217,7 @@ mod tests {
             Err(Errno::WOULDBLOCK),
             "the waiting taker holds the lock of the removed directory, not of the new one"
         );
+        release.send(()).unwrap();
         second.join().unwrap().unwrap();
     }
 }
