@@ -9,7 +9,7 @@ use crate::error::{self, Result};
 use sha2::{Digest, Sha256};
 use snafu::ResultExt;
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -181,12 +181,15 @@ fn read_chunks(
     let mut image_hash = Sha256::new();
     let mut image_length = 0u64;
     for seq in 0.. {
-        let mut buf = vec![0u8; chunk_size as usize];
-        let n = verity::read_full(&mut decoder, &mut buf).context(error::ReadFileSnafu { path })?;
+        // Read into the capacity: no need to fill a fresh chunk with zeros first.
+        let mut buf = Vec::with_capacity(chunk_size as usize);
+        let n = (&mut decoder)
+            .take(chunk_size)
+            .read_to_end(&mut buf)
+            .context(error::ReadFileSnafu { path })?;
         if n == 0 {
             break;
         }
-        buf.truncate(n);
         image_hash.update(&buf);
         image_length += n as u64;
         let last = (n as u64) < chunk_size;

@@ -49,18 +49,22 @@ pub(crate) fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
-/// Removes the `.staging.*` directories in `dir`: those of a command that was killed (the
-/// caller holds the repository's lock, so no other command is using one).
-pub(crate) fn remove_stale_staging(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let staging = entry.file_name().to_string_lossy().starts_with(".staging.");
-        if staging && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = std::fs::remove_dir_all(entry.path());
+/// A new `.staging.*` directory in `dir`, removed when dropped, for files a command makes and
+/// then moves into place; first removes those a killed command left (the caller holds the
+/// repository's lock, so no other command is using one).
+pub(crate) fn staging_dir(dir: &Path) -> Result<tempfile::TempDir> {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let staging = entry.file_name().to_string_lossy().starts_with(".staging.");
+            if staging && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
     }
+    tempfile::Builder::new()
+        .prefix(".staging.")
+        .tempdir_in(dir)
+        .context(error::WriteFileSnafu { path: dir })
 }
 
 /// Moves `src`, a file this command made, to `dst` with its bytes on disk first; copies it

@@ -29,13 +29,17 @@ use rustix::fs::{FlockOperation, Mode, OFlags, flock};
 use rustix::io::Errno;
 use snafu::ResultExt;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The held lock of a repository; dropping it (or exiting) releases it.
 #[derive(Debug)]
 pub struct RepoLock {
     /// The repository's top directory, open; closing it releases the lock.
     _dir: OwnedFd,
+    /// The top directory's path.
+    base: PathBuf,
+    /// The highest directory that taking the lock created (the top directory or a parent).
+    created: Option<PathBuf>,
 }
 
 impl RepoLock {
@@ -49,6 +53,7 @@ impl RepoLock {
         let path = &repo.base;
         let mut waiting = Some(waiting);
         loop {
+            let created = create.then(|| first_missing(path)).flatten();
             if create {
                 std::fs::create_dir_all(path).context(error::CreateRepoDirSnafu { path })?;
             }
@@ -84,10 +89,48 @@ impl RepoLock {
             // waited for it then holds the lock of a directory that is gone, and takes the lock
             // again, of the directory now at the path (if any).
             if names(&dir, path) {
-                return Ok(RepoLock { _dir: dir });
+                return Ok(RepoLock {
+                    _dir: dir,
+                    base: path.clone(),
+                    created,
+                });
             }
         }
     }
+
+    /// For a command refused after it created the repository to lock it: removes the empty
+    /// directories under the top directory, then the directories taking the lock created, each
+    /// only while it is empty (a file is never removed), and lets go.
+    pub fn remove_created(self) {
+        let Some(top) = &self.created else {
+            return;
+        };
+        fn prune(dir: &Path) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    prune(&entry.path());
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
+        prune(&self.base);
+        for dir in self.base.ancestors() {
+            if std::fs::remove_dir(dir).is_err() || dir == top {
+                break;
+            }
+        }
+    }
+}
+
+/// The highest of `path` and its parents that does not exist (`None` if `path` exists).
+fn first_missing(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .last()
+        .map(Path::to_path_buf)
 }
 
 /// Waits until the lock of `dir` (the directory at `path`) is ours.
@@ -219,5 +262,37 @@ mod tests {
         );
         release.send(()).unwrap();
         second.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_refused_first_publish_removes_only_the_empty_directories_it_created() {
+        let work = tempfile::tempdir().unwrap();
+        let repo = RepoDir::new(work.path().join("new/parent/repo"), "demo", "x86_64");
+        let base = repo.base.clone();
+        let top = work.path().join("new");
+        assert_eq!(super::first_missing(&base), Some(top.clone()));
+        assert_eq!(super::first_missing(work.path()), None);
+
+        let lock = RepoLock::acquire(&repo, true, |_| ()).unwrap();
+        std::fs::create_dir_all(base.join("demo/x86_64")).unwrap();
+        std::fs::create_dir_all(base.join("targets")).unwrap();
+        lock.remove_created();
+        assert!(!top.exists());
+        assert!(work.path().exists());
+
+        // A file stays, and so do the directories above it.
+        let lock = RepoLock::acquire(&repo, true, |_| ()).unwrap();
+        std::fs::create_dir_all(base.join("targets")).unwrap();
+        std::fs::write(base.join("targets/kept"), b"x").unwrap();
+        std::fs::create_dir_all(base.join("demo/x86_64")).unwrap();
+        lock.remove_created();
+        assert!(base.join("targets/kept").exists());
+        assert!(!base.join("demo").exists());
+
+        // A repository that was there is never removed.
+        let lock = RepoLock::acquire(&repo, true, |_| ()).unwrap();
+        std::fs::remove_file(base.join("targets/kept")).unwrap();
+        lock.remove_created();
+        assert!(base.is_dir());
     }
 }

@@ -408,12 +408,7 @@ impl Staged {
     /// The scratch directory is in the repository's directory, so that what is made there is
     /// moved into the targets directory, not copied (as the metadata commit stages its files).
     fn new(repo_dir: &RepoDir) -> Result<Staged> {
-        let base = &repo_dir.base;
-        fsutil::remove_stale_staging(base);
-        let scratch = tempfile::Builder::new()
-            .prefix(".staging.")
-            .tempdir_in(base)
-            .context(error::WriteFileSnafu { path: base })?;
+        let scratch = fsutil::staging_dir(&repo_dir.base)?;
         Ok(Staged {
             files: Vec::new(),
             scratch,
@@ -432,7 +427,7 @@ impl Staged {
 
     /// Hashes `src` and adds it to the edit as target `name`.
     async fn add(&mut self, editor: &mut RepositoryEditor, src: &Path, name: &str) -> Result<()> {
-        let (_, target) = repo::target_entry(src, name).await?;
+        let target = repo::hash_target(src).await?;
         self.add_hashed(editor, src, name, target)
     }
 

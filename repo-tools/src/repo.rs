@@ -250,11 +250,7 @@ impl RepoDir {
     /// targets, snapshot, and `timestamp.json` last, each by an atomic rename.
     pub async fn commit(&self, signed: &SignedRepository) -> Result<()> {
         let dir = self.metadata_dir();
-        fsutil::remove_stale_staging(&dir);
-        let staging = tempfile::Builder::new()
-            .prefix(".staging.")
-            .tempdir_in(&dir)
-            .context(error::WriteFileSnafu { path: &dir })?;
+        let staging = fsutil::staging_dir(&dir)?;
         signed
             .write(staging.path())
             .await
@@ -296,20 +292,25 @@ impl RepoDir {
 }
 
 /// The target entry of a file (its length and sha256) under `name`, for the editor; nothing is
-/// copied. The file is read 1 MiB at a time on a blocking thread: tough's `Target::from_path`
-/// reads 8 KiB at a time through the async runtime, a trip to another thread per read, which was
-/// a fifth of the CPU time of publishing a 1 GiB image.
+/// copied.
 pub async fn target_entry(src: &Path, name: &str) -> Result<(TargetName, Target)> {
     let target_name = TargetName::new(name).context(error::TargetNameSnafu { name })?;
+    Ok((target_name, hash_target(src).await?))
+}
+
+/// The length and sha256 of the file at `src`, as a target entry. The file is read 1 MiB at a
+/// time on a blocking thread: tough's `Target::from_path` reads 8 KiB at a time through the
+/// async runtime, a trip to another thread per read, which was a fifth of the CPU time of
+/// publishing a 1 GiB image.
+pub async fn hash_target(src: &Path) -> Result<Target> {
     let path = src.to_path_buf();
-    let target = tokio::task::spawn_blocking(move || file_target(&path))
+    tokio::task::spawn_blocking(move || file_target(&path))
         .await
         .ok()
         .context(error::InternalSnafu {
             what: "the thread hashing a target",
         })?
-        .context(error::ReadFileSnafu { path: src })?;
-    Ok((target_name, target))
+        .context(error::ReadFileSnafu { path: src })
 }
 
 /// The length and sha256 of the file at `path`.

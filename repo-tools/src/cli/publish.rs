@@ -5,7 +5,7 @@ use repo_tools::Result;
 use repo_tools::publish::{self, Change, Release, WaveSpec};
 use repo_tools::time::{now, parse_when};
 use semver::Version;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use update_metadata::WavePolicy;
 
 #[derive(Debug, clap::Args)]
@@ -105,10 +105,7 @@ impl PublishArgs {
         };
         // The inputs are checked before waiting for the lock; the repository only under it.
         publish::check_inputs(&release)?;
-        // The publish that creates the repository creates its directory to lock it; refused,
-        // it removes the directories it created, so that it changes nothing on disk.
-        let created = self.root.as_ref().and_then(|_| first_missing(&dir.base));
-        let _lock = super::lock(&dir, self.root.is_some())?;
+        let lock = super::lock(&dir, self.root.is_some())?;
         let now = now();
         let published = async {
             publish::publish_chunked(
@@ -124,8 +121,10 @@ impl PublishArgs {
             .await
         }
         .await;
-        if let (Err(_), Some(top)) = (&published, &created) {
-            remove_empty_dirs(&dir.base, top);
+        // The publish that creates the repository created its directory to lock it; refused,
+        // it changes nothing on disk.
+        if published.is_err() {
+            lock.remove_created();
         }
         let written = published?;
         println!(
@@ -133,36 +132,6 @@ impl PublishArgs {
             release.version, written.metadata, written.root
         );
         Ok(())
-    }
-}
-
-/// The highest of `path` and its parents that does not exist (`None` if `path` exists).
-fn first_missing(path: &Path) -> Option<PathBuf> {
-    path.ancestors()
-        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
-        .last()
-        .map(Path::to_path_buf)
-}
-
-/// Removes the empty directories under `base`, then `base` and its parents up to `top`, each
-/// only while it is empty: a file is never removed.
-fn remove_empty_dirs(base: &Path, top: &Path) {
-    fn prune(dir: &Path) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                prune(&entry.path());
-                let _ = std::fs::remove_dir(entry.path());
-            }
-        }
-    }
-    prune(base);
-    for dir in base.ancestors() {
-        if std::fs::remove_dir(dir).is_err() || dir == top {
-            break;
-        }
     }
 }
 
@@ -247,33 +216,5 @@ impl ReleaseCommand {
         .await?;
         println!("metadata version {}", written.metadata);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    #[test]
-    fn a_refused_first_publish_removes_only_the_empty_directories_it_created() {
-        let work = tempfile::tempdir().unwrap();
-        let base = work.path().join("new/parent/repo");
-        let top = super::first_missing(&base).unwrap();
-        assert_eq!(top, work.path().join("new"));
-        assert_eq!(super::first_missing(work.path()), None);
-
-        std::fs::create_dir_all(base.join("demo/x86_64")).unwrap();
-        std::fs::create_dir_all(base.join("targets")).unwrap();
-        super::remove_empty_dirs(&base, &top);
-        assert!(!top.exists());
-        assert!(work.path().exists());
-
-        // A file stays, and so do the directories above it.
-        std::fs::create_dir_all(base.join("targets")).unwrap();
-        std::fs::write(base.join("targets/kept"), b"x").unwrap();
-        std::fs::create_dir_all(base.join("demo/x86_64")).unwrap();
-        super::remove_empty_dirs(&base, &top);
-        assert!(base.join("targets/kept").exists());
-        assert!(!base.join("demo").exists());
     }
 }
