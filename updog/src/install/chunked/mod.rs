@@ -73,7 +73,7 @@ use pipeline::{
 };
 use scan::{Action, scan, zero};
 use signpost::PartitionInfo;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -191,13 +191,17 @@ pub(crate) async fn install_chunked(
             });
         }
     }
-    let file = Arc::new(
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(disk)
-            .map_err(|source| disk_error(disk, "open for writing", source))?,
-    );
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)
+        .map_err(|source| disk_error(disk, "open for writing", source))?;
+    let partition = PartitionFile {
+        file: Arc::new(file),
+        disk: disk.to_path_buf(),
+        start: job.partition.byte_range().start,
+        label: job.partition.label.clone(),
+    };
     let event = |counts: &ChunkCounts, done: u64, total: u64, started: Instant| {
         let secs = started.elapsed().as_secs_f64();
         ProgressEvent {
@@ -214,20 +218,15 @@ pub(crate) async fn install_chunked(
     };
 
     let scan_started = Instant::now();
-    // 1 and 2: what is in place, what can be copied or zeroed (written now), what to fetch.
+    // 1 and 2: what is in place, what can be copied (written now), what to zero or fetch.
     let actions = {
-        let (file, index, label) = (file.clone(), index.clone(), job.partition.label.clone());
-        let start = job.partition.byte_range().start;
+        let (partition, index) = (partition.clone(), index.clone());
         let active = job.active.map(|p| (p.byte_range().start, p.size_bytes()));
         let tree = job.tree.cloned();
         let active_index = job.active_index.cloned();
-        let disk = disk.to_path_buf();
         blocking("scan the partition", move || {
             scan(
-                &disk,
-                &file,
-                start,
-                &label,
+                &partition,
                 &index,
                 tree.as_deref(),
                 active,
@@ -283,27 +282,14 @@ pub(crate) async fn install_chunked(
     // thread of their own.
     let zero_count = zeros.len() as u64;
     let zeroing = (!zeros.is_empty()).then(|| {
-        let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
-        let (label, start) = (
-            job.partition.label.clone(),
-            job.partition.byte_range().start,
-        );
-        tokio::task::spawn_blocking(move || {
-            let partition = PartitionFile {
-                file: &file,
-                disk: &disk,
-                start,
-                label: &label,
-            };
-            zero(&partition, &index, &zeros)
-        })
+        let (partition, index) = (partition.clone(), index.clone());
+        tokio::task::spawn_blocking(move || zero(&partition, &index, &zeros))
     });
     let fetched = if todo.is_empty() {
         Ok(true)
     } else {
         download(
-            disk,
-            &file,
+            &partition,
             job,
             &todo,
             &mut counts,
@@ -332,8 +318,10 @@ pub(crate) async fn install_chunked(
     tracing::debug!("{}: written in {:?}", job.target, started.elapsed());
     // Every chunk written was read back and checked as it was written; make them durable.
     let sync_started = Instant::now();
-    file.sync_data()
-        .map_err(|source| disk_error(disk, &format!("sync {}", job.partition.label), source))?;
+    partition
+        .file
+        .sync_data()
+        .map_err(|e| partition.io_error("sync", e))?;
     tracing::debug!("{}: synced in {:?}", job.target, sync_started.elapsed());
     powercut::point("updog.partition-synced");
     progress.event(&event(
@@ -376,8 +364,7 @@ fn verify_error(label: &str, reason: String) -> error::Error {
 /// ignored the Range request before anything was fetched.
 #[allow(clippy::too_many_arguments)]
 async fn download(
-    disk: &Path,
-    file: &Arc<File>,
+    partition: &PartitionFile,
     job: &ChunkedJob<'_>,
     todo: &[usize],
     counts: &mut ChunkCounts,
@@ -404,7 +391,6 @@ async fn download(
         workers,
         *learned,
     ));
-    let start = job.partition.byte_range().start;
     let buffers = Arc::new(Buffers::new(index.chunk_size() as usize));
     let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Fetched>(slots);
     let job_rx = Arc::new(Mutex::new(job_rx));
@@ -415,8 +401,7 @@ async fn download(
         let (buffers, limits) = (buffers.clone(), limits.clone());
         let (target, file_name) = (job.target.to_string(), index.chunk_file().clone());
         let mut spooled = SpoolReader {
-            file: file.clone(),
-            start,
+            partition: partition.clone(),
             buf: vec![0; index.chunk_size() as usize],
         };
         let worker = std::thread::Builder::new().name("updog-decode".to_string());
@@ -454,15 +439,10 @@ async fn download(
         CHECKPOINT_MAX.max(4 * index.chunk_size()),
     );
     let writer = {
-        let (file, index, disk) = (file.clone(), index.clone(), disk.to_path_buf());
-        let label = job.partition.label.clone();
-        let buffers = buffers.clone();
+        let (partition, index, buffers) = (partition.clone(), index.clone(), buffers.clone());
         tokio::task::spawn_blocking(move || {
             write_in_order(
-                &file,
-                &disk,
-                &label,
-                start,
+                &partition,
                 &index,
                 &buffers,
                 out_rx,
@@ -475,10 +455,7 @@ async fn download(
     let pipe = Pipe {
         limits: &limits,
         index: &index,
-        file,
-        start,
-        disk,
-        label: &job.partition.label,
+        partition,
         tx: &job_tx,
         written: &written,
         window: slots,

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use update_metadata::ChunkIndex;
 
@@ -36,11 +36,8 @@ pub(super) struct Fetched {
 pub(super) struct Pipe<'a> {
     pub(super) limits: &'a Limits,
     pub(super) index: &'a ChunkIndex,
-    /// The disk, and where the partition starts on it (for the spool).
-    pub(super) file: &'a File,
-    pub(super) start: u64,
-    pub(super) disk: &'a Path,
-    pub(super) label: &'a str,
+    /// The partition (for the spool).
+    pub(super) partition: &'a PartitionFile,
     /// To the workers.
     pub(super) tx: &'a tokio::sync::mpsc::Sender<Fetched>,
     /// How many chunks are read back; gone once the writer stops.
@@ -74,14 +71,9 @@ impl Pipe<'_> {
     ) -> Result<()> {
         let spooled = spool::fits(self.index, chunk);
         if spooled {
-            let at = self.start + self.index.range(chunk).start;
-            spool::write(self.file, at, self.index, chunk, &bytes).map_err(|source| {
-                disk_error(
-                    self.disk,
-                    &format!("spool a chunk in {}", self.label),
-                    source,
-                )
-            })?;
+            let at = self.partition.at(self.index, chunk);
+            spool::write(&self.partition.file, at, self.index, chunk, &bytes)
+                .map_err(|e| self.partition.io_error("spool a chunk in", e))?;
             held.spooled();
         }
         let mut fetched = Fetched {
@@ -201,11 +193,10 @@ impl Buffers {
     }
 }
 
-/// Where the workers read a spooled chunk's bytes: the disk, where the partition starts on it,
-/// and a chunk-sized buffer per worker.
+/// Where the workers read a spooled chunk's bytes: the partition, and a chunk-sized buffer per
+/// worker.
 pub(super) struct SpoolReader {
-    pub(super) file: Arc<File>,
-    pub(super) start: u64,
+    pub(super) partition: PartitionFile,
     pub(super) buf: Vec<u8>,
 }
 
@@ -262,8 +253,9 @@ pub(super) fn decode(
     let bytes: &[u8] = match &fetched.bytes {
         Some(bytes) => bytes,
         None => {
-            let at = spooled.start + range.start;
-            spool::read(&spooled.file, at, index, fetched.chunk, &mut spooled.buf).map_err(|e| {
+            let at = spooled.partition.at(index, fetched.chunk);
+            let file = &spooled.partition.file;
+            spool::read(file, at, index, fetched.chunk, &mut spooled.buf).map_err(|e| {
                 let reason = format!("it cannot be read from the spool: {e}");
                 bad_chunk(index, target, fetched.chunk, reason)
             })?
@@ -287,12 +279,8 @@ pub(super) fn decode(
 /// right after its write and compared with the bytes written (which were checked against the
 /// index before they were decompressed). Every `checkpoint` bytes it asks a syncer thread for
 /// a sync (and its power-cut point) and carries on writing.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn write_in_order(
-    file: &Arc<File>,
-    disk: &Path,
-    label: &str,
-    start: u64,
+    partition: &PartitionFile,
     index: &ChunkIndex,
     buffers: &Buffers,
     rx: std::sync::mpsc::Receiver<Result<Decoded>>,
@@ -301,7 +289,7 @@ pub(super) fn write_in_order(
 ) -> Result<u64> {
     let (sync_tx, sync_rx) = std::sync::mpsc::channel::<()>();
     let syncer = {
-        let file = file.clone();
+        let file = partition.file.clone();
         std::thread::spawn(move || -> std::io::Result<()> {
             for () in sync_rx {
                 file.sync_data()?;
@@ -313,12 +301,6 @@ pub(super) fn write_in_order(
     let mut pending: BTreeMap<usize, Decoded> = BTreeMap::new();
     let (mut next, mut since_sync) = (0usize, 0u64);
     let mut back = PageBuf::new(READ_BACK_PIECE);
-    let partition = PartitionFile {
-        file,
-        disk,
-        start,
-        label,
-    };
     let wrote = (|| -> Result<()> {
         for decoded in rx {
             let decoded = decoded?;
@@ -345,20 +327,31 @@ pub(super) fn write_in_order(
         reason: "the syncer panicked".to_string(),
     })?;
     wrote?;
-    synced.map_err(|source| disk_error(disk, &format!("sync {label}"), source))?;
+    synced.map_err(|e| partition.io_error("sync", e))?;
     Ok(next as u64)
 }
 
 /// The inactive partition being written: the disk's file and path, where the partition starts
 /// on it, and its label (for messages).
-pub(super) struct PartitionFile<'a> {
-    pub(super) file: &'a File,
-    pub(super) disk: &'a Path,
+#[derive(Debug, Clone)]
+pub(super) struct PartitionFile {
+    pub(super) file: Arc<File>,
+    pub(super) disk: PathBuf,
     pub(super) start: u64,
-    pub(super) label: &'a str,
+    pub(super) label: String,
 }
 
-impl PartitionFile<'_> {
+impl PartitionFile {
+    /// Where chunk `chunk` starts on the disk.
+    pub(super) fn at(&self, index: &ChunkIndex, chunk: usize) -> u64 {
+        self.start + index.range(chunk).start
+    }
+
+    /// An I/O error of `action` (a verb that takes the partition's label) on this partition.
+    pub(super) fn io_error(&self, action: &str, source: std::io::Error) -> error::Error {
+        disk_error(&self.disk, &format!("{action} {}", self.label), source)
+    }
+
     /// Writes chunk `chunk`'s bytes (already checked) in its place, reads them back
     /// [`READ_BACK_PIECE`] bytes at a time into `back` (at least that long, or as long as the
     /// chunk) and compares: every chunk written, downloaded, copied or zeroed, goes through here.
@@ -369,20 +362,19 @@ impl PartitionFile<'_> {
         bytes: &[u8],
         back: &mut [u8],
     ) -> Result<()> {
-        let (disk, label) = (self.disk, self.label);
-        let at = self.start + index.range(chunk).start;
+        let at = self.at(index, chunk);
         self.file
             .write_all_at(bytes, at)
-            .map_err(|e| disk_error(disk, &format!("write {label}"), e))?;
+            .map_err(|e| self.io_error("write", e))?;
         let piece = READ_BACK_PIECE.min(back.len());
         for (k, written) in bytes.chunks(piece).enumerate() {
             let offset = k * piece;
             let back = &mut back[..written.len()];
             self.file
                 .read_exact_at(back, at + offset as u64)
-                .map_err(|e| disk_error(disk, &format!("read back {label}"), e))?;
+                .map_err(|e| self.io_error("read back", e))?;
             same(back, written, offset)
-                .map_err(|reason| verify_error(label, format!("chunk {chunk} {reason}")))?;
+                .map_err(|reason| verify_error(&self.label, format!("chunk {chunk} {reason}")))?;
         }
         Ok(())
     }

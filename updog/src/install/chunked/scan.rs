@@ -3,16 +3,13 @@
 //! checked), an all-zero one is left to [`zero`], which writes it while the download runs, and
 //! what is left is to be downloaded.
 
-use super::disk_error;
 use super::pipeline::{PartitionFile, READ_BACK_PIECE, unpack};
 use super::spool;
 use crate::error::{self, Result};
 use crate::install::page::PageBuf;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use update_metadata::ChunkIndex;
@@ -140,12 +137,8 @@ fn parallel(
 }
 
 /// Decides each chunk's action; writes copies at once, each read back and checked.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn scan(
-    disk: &Path,
-    file: &File,
-    start: u64,
-    label: &str,
+    partition: &PartitionFile,
     index: &ChunkIndex,
     tree: Option<&HashTree>,
     active: Option<(u64, u64)>,
@@ -170,7 +163,8 @@ pub(super) fn scan(
         .map(|_| Mutex::new(Action::Download))
         .collect();
     let all: Vec<usize> = (0..index.chunks().len()).collect();
-    let io = |action: &str, e: std::io::Error| disk_error(disk, &format!("{action} {label}"), e);
+    let (file, label) = (&*partition.file, partition.label.as_str());
+    let io = |action: &str, e: std::io::Error| partition.io_error(action, e);
     // Reads `len` bytes at `at` and checks them as chunk `i`, looking at the first 4 KiB first.
     let matches = |i: usize, at: u64, buf: &mut [u8]| -> Result<bool> {
         let quick = buf.len().min(QUICK);
@@ -186,12 +180,6 @@ pub(super) fn scan(
         Ok(checker.check(i, buf).is_ok())
     };
     // Writes chunk `i` (bytes already checked), reads it back and compares.
-    let partition = PartitionFile {
-        file,
-        disk,
-        start,
-        label,
-    };
     let write =
         |i: usize, bytes: &[u8], back: &mut [u8]| partition.write_checked(index, i, bytes, back);
     parallel(
@@ -201,7 +189,7 @@ pub(super) fn scan(
             let len = (range.end - range.start) as usize;
             let (buf, back) = buf.split_at_mut(buf.len() / 2);
             let buf = &mut buf[..len];
-            let at = start + range.start;
+            let at = partition.at(index, i);
             let action = if matches(i, at, buf)? {
                 Action::InPlace
             } else if spool::holds(index, i, buf) {
@@ -264,11 +252,7 @@ pub(super) fn scan(
 
 /// Writes zeros over each of `chunks` (all-zero chunks of the index), reads each back and checks
 /// that it is zero.
-pub(super) fn zero(
-    partition: &PartitionFile<'_>,
-    index: &ChunkIndex,
-    chunks: &[usize],
-) -> Result<()> {
+pub(super) fn zero(partition: &PartitionFile, index: &ChunkIndex, chunks: &[usize]) -> Result<()> {
     let zeros = vec![0u8; index.chunk_size() as usize];
     let mut back = PageBuf::new(READ_BACK_PIECE);
     for &i in chunks {
