@@ -2,7 +2,8 @@
 //! Range requests), with faults a test can inject per path: a dropped connection, a stalled
 //! transfer, a transfer paused until the test resumes it, endless data, a replaced body, an error
 //! status, Range support switched off; and, for every answer, the latency of a distant server
-//! and a link of limited rate that all bodies share.
+//! and a link of limited rate that all bodies share. For benchmarks it can also answer from a
+//! copy of each file in memory ([`HttpServer::serve_from_memory`]).
 
 use crate::error::{self, Result};
 use axum::Router;
@@ -15,11 +16,13 @@ use axum::serve::ListenerExt;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use snafu::ResultExt;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tower_http::services::ServeDir;
 
 /// A fault to inject into the answers for matching paths.
@@ -118,6 +121,7 @@ pub struct HttpServer {
     addr: SocketAddr,
     root: PathBuf,
     shared: Arc<Shared>,
+    memory: Option<Arc<Memory>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -125,6 +129,26 @@ pub struct HttpServer {
 impl HttpServer {
     /// Serves `root` on a free port of 127.0.0.1.
     pub fn serve(root: &Path) -> Result<HttpServer> {
+        HttpServer::start(root, None)
+    }
+
+    /// Serves `root` as [`HttpServer::serve`] does, but answers a GET or HEAD of a regular file,
+    /// whole or one byte range, from a copy of the file in memory: read once, and again when its
+    /// length, modification time or inode changes; at most 4 GiB of files in all,
+    /// the least recently served dropped first. `ServeDir` answers everything else (a missing
+    /// file, a directory, several ranges, a range that cannot be satisfied, a conditional
+    /// request). Faults, latency and the link apply as they do to `serve`.
+    ///
+    /// For benchmarks: an answer then costs the machine a copy into the socket and nothing
+    /// more, where `ServeDir` opens, seeks and reads the file through the runtime's blocking
+    /// pool for every request. A node's repository is on another machine, so the server's cost
+    /// per request is not the node's; measured on one machine, it would be taken from the
+    /// install's own cores (docs/benchmarks.md, "The bench's server").
+    pub fn serve_from_memory(root: &Path) -> Result<HttpServer> {
+        HttpServer::start(root, Some(Arc::new(Memory::new(root))))
+    }
+
+    fn start(root: &Path, memory: Option<Arc<Memory>>) -> Result<HttpServer> {
         let shared = Arc::new(Shared::default());
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").context(error::ServerSnafu)?;
@@ -132,11 +156,14 @@ impl HttpServer {
             .set_nonblocking(true)
             .context(error::ServerSnafu)?;
         let addr = std_listener.local_addr().context(error::ServerSnafu)?;
-        let app = Router::new()
-            // Reads of 1 MiB rather than the default 64 KiB: each read is a trip through the
-            // runtime's blocking pool, which made this server, not the client, the slow end.
-            .fallback_service(ServeDir::new(root).with_buf_chunk_size(1 << 20))
-            .layer(middleware::from_fn_with_state(shared.clone(), inject));
+        // Reads of 1 MiB rather than the default 64 KiB: each read is a trip through the
+        // runtime's blocking pool, which made this server, not the client, the slow end.
+        let app = Router::new().fallback_service(ServeDir::new(root).with_buf_chunk_size(1 << 20));
+        let app = match &memory {
+            Some(memory) => app.layer(middleware::from_fn_with_state(memory.clone(), from_memory)),
+            None => app,
+        };
+        let app = app.layer(middleware::from_fn_with_state(shared.clone(), inject));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -165,6 +192,7 @@ impl HttpServer {
             addr,
             root: root.to_path_buf(),
             shared,
+            memory,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -173,6 +201,14 @@ impl HttpServer {
     /// `http://127.0.0.1:PORT/` (with the trailing slash).
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// How many answers came from memory ([`HttpServer::serve_from_memory`]; 0 for
+    /// [`HttpServer::serve`]).
+    pub fn answered_from_memory(&self) -> u64 {
+        self.memory
+            .as_ref()
+            .map_or(0, |m| m.answered.load(Ordering::SeqCst))
     }
 
     /// The directory served.
@@ -322,6 +358,160 @@ async fn inject(State(shared): State<Arc<Shared>>, mut request: Request, next: N
     };
     let counted = count_body(body, entry, cut);
     Response::from_parts(parts, counted)
+}
+
+/// The most bytes of files [`HttpServer::serve_from_memory`] keeps in memory.
+const MEMORY_CAP: u64 = 4 << 30;
+
+/// The files a [`HttpServer::serve_from_memory`] server keeps in memory.
+#[derive(Debug)]
+struct Memory {
+    root: PathBuf,
+    files: Mutex<HashMap<PathBuf, Kept>>,
+    /// Counts answers: a file's last one orders what is dropped first.
+    clock: AtomicU64,
+    /// Answers given from memory.
+    answered: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Kept {
+    /// The inode, length and modification time the bytes were read at.
+    identity: (u64, u64, SystemTime),
+    bytes: Bytes,
+    last_served: u64,
+}
+
+impl Memory {
+    fn new(root: &Path) -> Memory {
+        Memory {
+            root: root.to_path_buf(),
+            files: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+        }
+    }
+
+    /// The file under the root that a request's path names, if it is one plainly: anything
+    /// that needs decoding or could leave the root is `ServeDir`'s to answer.
+    fn file(&self, path: &str) -> Option<PathBuf> {
+        let mut file = self.root.clone();
+        for part in path.strip_prefix('/')?.split('/') {
+            if part.is_empty() || part == "." || part == ".." || part.contains(['%', '\\']) {
+                return None;
+            }
+            file.push(part);
+        }
+        Some(file)
+    }
+
+    /// The bytes of `file` as it is now; `None` if it is not a regular file, is larger than the
+    /// cap, or cannot be read.
+    async fn bytes(&self, file: &Path) -> Option<Bytes> {
+        let meta = std::fs::metadata(file).ok()?;
+        if !meta.is_file() || meta.len() > MEMORY_CAP {
+            return None;
+        }
+        let identity = (meta.ino(), meta.len(), meta.modified().ok()?);
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        if let Some(kept) = lock(&self.files).get_mut(file) {
+            if kept.identity == identity {
+                kept.last_served = now;
+                return Some(kept.bytes.clone());
+            }
+        }
+        // Read off the runtime's threads: an image takes a while. A file changed meanwhile has
+        // another identity at the next request, which reads it again.
+        let path = file.to_path_buf();
+        let bytes = Bytes::from(
+            tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .ok()?
+                .ok()?,
+        );
+        let mut files = lock(&self.files);
+        files.insert(
+            file.to_path_buf(),
+            Kept {
+                identity,
+                bytes: bytes.clone(),
+                last_served: now,
+            },
+        );
+        while files.values().map(|k| k.bytes.len() as u64).sum::<u64>() > MEMORY_CAP {
+            let oldest = files
+                .iter()
+                .min_by_key(|(_, k)| k.last_served)
+                .map(|(path, _)| path.clone());
+            match oldest {
+                Some(path) => files.remove(&path),
+                None => break,
+            };
+        }
+        Some(bytes)
+    }
+}
+
+/// Answers a GET or HEAD of a regular file from memory, whole or one range of it; hands every
+/// other request to `ServeDir` (`next`).
+async fn from_memory(State(memory): State<Arc<Memory>>, request: Request, next: Next) -> Response {
+    let head = request.method() == axum::http::Method::HEAD;
+    let conditional = [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_RANGE,
+    ]
+    .iter()
+    .any(|h| request.headers().contains_key(h));
+    if !(head || request.method() == axum::http::Method::GET) || conditional {
+        return next.run(request).await;
+    }
+    let Some(file) = memory.file(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let Some(bytes) = memory.bytes(&file).await else {
+        return next.run(request).await;
+    };
+    let len = bytes.len() as u64;
+    let (status, body, content_range) = match request.headers().get(header::RANGE) {
+        None => (StatusCode::OK, bytes, None),
+        Some(range) => {
+            let one = range
+                .to_str()
+                .ok()
+                .and_then(|r| http_range_header::parse_range_header(r).ok())
+                .and_then(|r| r.validate(len).ok())
+                .filter(|ranges| ranges.len() == 1 && len > 0);
+            let Some(range) = one.and_then(|mut ranges| ranges.pop()) else {
+                return next.run(request).await;
+            };
+            let (first, last) = range.into_inner();
+            let part = bytes.slice(first as usize..=last as usize);
+            let content_range = format!("bytes {first}-{last}/{len}");
+            (StatusCode::PARTIAL_CONTENT, part, Some(content_range))
+        }
+    };
+    memory.answered.fetch_add(1, Ordering::SeqCst);
+    let content_length = body.len();
+    let mut response = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(content_length));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(range) = content_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        headers.insert(header::CONTENT_RANGE, range);
+    }
+    response
 }
 
 /// Sends `body` through the shared link: each piece of at most [`LINK_PIECE`] bytes leaves once

@@ -25,6 +25,12 @@
 //! some of the parts (comma-separated: `full`, `stream`, `resume`, `delta`, `chunk-size`,
 //! `latency`; default all);
 //! `UPDOG_BENCH_CHUNK_SIZE` publishes with another chunk size (bytes).
+//!
+//! The repository is served on loopback from memory (`testsys::HttpServer::serve_from_memory`),
+//! as a CDN's edge answers: every command measured shares the machine's cores with the server,
+//! and a node's server is elsewhere. `UPDOG_BENCH_SERVER=files` serves it with tower-http's
+//! `ServeDir` instead (tests' server: every request opens and reads the file through the
+//! runtime's blocking pool).
 
 mod bottlerocket_loop;
 mod chunk_size;
@@ -94,7 +100,8 @@ fn main() {
     let chunked = chunked_options();
     let big = build(&repo, work.path(), "1.1.0", &tree, mib);
     repo.publish(&big, &chunked).expect("publish");
-    let server = HttpServer::serve(&repo.base()).expect("server");
+    let server = bench_server(&repo.base());
+    println!("server: {}\n", server_kind());
     let layout = signpost::Layout {
         boot_mib: 8,
         root_mib: mib + 8,
@@ -161,7 +168,7 @@ fn main() {
             .expect("first release");
         repo.publish(&big, &PublishOptions::default())
             .expect("publish");
-        let server = HttpServer::serve(&repo.base()).expect("server");
+        let server = bench_server(&repo.base());
         let spec = NodeSpec {
             urls: Some(repo.urls(&server.url())),
             ..node_spec.clone()
@@ -221,4 +228,19 @@ fn main() {
             &part,
         );
     }
+}
+
+/// `files` or `memory` (the default): how the bench's server reads what it serves.
+fn server_kind() -> String {
+    std::env::var("UPDOG_BENCH_SERVER").unwrap_or_else(|_| "memory".to_string())
+}
+
+/// The server of the bench's repositories (see the module's documentation).
+fn bench_server(root: &Path) -> HttpServer {
+    match server_kind().as_str() {
+        "files" => HttpServer::serve(root),
+        "memory" => HttpServer::serve_from_memory(root),
+        other => panic!("UPDOG_BENCH_SERVER is 'files' or 'memory', not '{other}'"),
+    }
+    .expect("server")
 }
