@@ -3,7 +3,7 @@
 //! release to the `chunk-size` part.
 
 use crate::chunk_size::chunk_size_table;
-use crate::fixture::{build, chunk_bytes, chunked_options, garbage_b, index_of};
+use crate::fixture::{build, chunk_bytes, chunked_options, garbage_b, index_of, warm_chunk_files};
 use crate::measure::time;
 use std::path::{Path, PathBuf};
 use test_tools::noise;
@@ -64,7 +64,7 @@ pub(crate) fn delta(
         let release = build(repo, work, &version, tree, mib);
         repo.publish(&release, &chunked).expect("publish delta");
         garbage_b(&node2);
-        server.clear_requests();
+        warm_chunk_files(server, repo, &version);
         let m = time(&[
             updog.to_str().expect("path"),
             "update-image",

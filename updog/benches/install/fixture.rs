@@ -65,6 +65,28 @@ pub(crate) fn index_of(repo: &TestRepo, version: &str, image: &str) -> ChunkInde
         .expect("parse index")
 }
 
+/// Fetches each chunk file of `version` once, outside the timings and the counts: the bench's
+/// server from memory reads a file whole at its first request, which no install should wait for.
+pub(crate) fn warm_chunk_files(server: &HttpServer, repo: &TestRepo, version: &str) {
+    let infix = format!("-{version}-");
+    for entry in std::fs::read_dir(repo.base().join("targets")).expect("targets") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.contains(&infix) && name.ends_with(".chunks") {
+            let url = format!("{}targets/{name}", server.url());
+            let fetched = std::process::Command::new("curl")
+                .args(["-sS", "--fail", "-o", "/dev/null", &url])
+                .status()
+                .expect("run curl");
+            assert!(fetched.success(), "fetching {url} failed");
+        }
+    }
+    server.clear_requests();
+}
+
 /// Body bytes the server sent for chunk files.
 pub(crate) fn chunk_bytes(server: &HttpServer) -> u64 {
     server

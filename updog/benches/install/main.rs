@@ -43,7 +43,7 @@ mod resume;
 
 use bottlerocket_loop::{LOOP_ARG, bottlerocket_loop};
 use delta::delta;
-use fixture::{build, chunked_options, env_or, fill_tree, target_file};
+use fixture::{build, chunked_options, env_or, fill_tree, target_file, warm_chunk_files};
 use full::full_install;
 use latency::latency;
 use resume::resume;
@@ -102,6 +102,7 @@ fn main() {
     repo.publish(&big, &chunked).expect("publish");
     let server = bench_server(&repo.base());
     println!("server: {}\n", server_kind());
+    warm_chunk_files(&server, &repo, "1.1.0");
     let layout = signpost::Layout {
         boot_mib: 8,
         root_mib: mib + 8,
