@@ -28,9 +28,9 @@
 //!
 //! The repository is served on loopback from memory (`testsys::HttpServer::serve_from_memory`),
 //! as a CDN's edge answers: every command measured shares the machine's cores with the server,
-//! and a node's server is elsewhere. `UPDOG_BENCH_SERVER=files` serves it with tower-http's
-//! `ServeDir` instead (tests' server: every request opens and reads the file through the
-//! runtime's blocking pool).
+//! and a node's server is elsewhere (it keeps up to 4 GiB of files in memory).
+//! `UPDOG_BENCH_SERVER=files` serves it with tower-http's `ServeDir` instead (the tests'
+//! server: every request opens and reads the file through the runtime's blocking pool).
 
 mod bottlerocket_loop;
 mod chunk_size;
