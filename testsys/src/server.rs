@@ -211,6 +211,11 @@ impl HttpServer {
             .map_or(0, |m| m.answered.load(Ordering::SeqCst))
     }
 
+    /// The address it listens on (127.0.0.1 and its port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The directory served.
     pub fn root(&self) -> &Path {
         &self.root

@@ -191,13 +191,7 @@ fn run(keep: bool) -> Result<()> {
             kept.display()
         ));
         // The server stops with the demo; the node's updog.toml still names its address.
-        let port = server
-            .url()
-            .rsplit(':')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_string();
+        let port = server.addr().port();
         say(&format!(
             "the repository's server stopped with the demo; to update the node again, serve it at \
              the address the node knows: python3 -m http.server {port} --bind 127.0.0.1 \

@@ -67,3 +67,50 @@ fn the_demo_updates_falls_back_and_keeps_the_setting() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_kept_demo_leaves_the_node_and_names_the_address_its_updog_knows() {
+    if !testsys::tools_present() {
+        return;
+    }
+    for (package, name) in [
+        ("updog", "updog"),
+        ("node-sim", "node-sim"),
+        ("update-api", "update-api"),
+        ("update-api", "apiclient"),
+    ] {
+        testsys::binary(package, name);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_twinset-demo"))
+        .arg("--keep")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the demo failed:\n{stdout}");
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("kept "))
+        .and_then(|l| l.split_whitespace().next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no kept directory named:\n{stdout}"));
+    let serve = stdout
+        .lines()
+        .find_map(|l| l.split_once("python3 -m http.server "))
+        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>())
+        .unwrap_or_else(|| panic!("no command to serve the repository:\n{stdout}"));
+    let config = std::fs::read_to_string(kept.join("node/etc/updog.toml"));
+    let repo_dir = kept.join("publisher/repo");
+    let published = repo_dir.join("targets").is_dir();
+    std::fs::remove_dir_all(&kept).unwrap();
+    let config = config.unwrap();
+    assert!(published, "no repository kept in {}", repo_dir.display());
+    // `python3 -m http.server PORT --bind 127.0.0.1 --directory DIR`: the address the node's
+    // updog was given, and the repository the demo published.
+    assert_eq!(serve[1..3], ["--bind", "127.0.0.1"], "{stdout}");
+    let base = format!("http://127.0.0.1:{}/", serve[0]);
+    assert!(
+        config.contains(&format!("metadata_base_url = \"{base}")),
+        "{config}"
+    );
+    assert_eq!(serve[4], repo_dir.display().to_string());
+}
