@@ -9,10 +9,11 @@ fn squeezed(line: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-#[test]
-fn the_demo_updates_falls_back_and_keeps_the_setting() {
+/// Runs the demo with `args` and returns what it printed, once it succeeded; `None` when its
+/// tools are missing (outside CI).
+fn demo(args: &[&str]) -> Option<String> {
     if !testsys::tools_present() {
-        return;
+        return None;
     }
     // The demo runs these from its own directory, as `./demo` builds them.
     for (package, name) in [
@@ -24,14 +25,23 @@ fn the_demo_updates_falls_back_and_keeps_the_setting() {
         testsys::binary(package, name);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_twinset-demo"))
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "the demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Some(stdout)
+}
+
+#[test]
+fn the_demo_updates_falls_back_and_keeps_the_setting() {
+    let Some(stdout) = demo(&[]) else {
+        return;
+    };
     let lines: Vec<String> = stdout.lines().map(squeezed).collect();
     let summary: Vec<&str> = lines
         .iter()
@@ -70,23 +80,9 @@ fn the_demo_updates_falls_back_and_keeps_the_setting() {
 
 #[test]
 fn a_kept_demo_leaves_the_node_and_names_the_address_its_updog_knows() {
-    if !testsys::tools_present() {
+    let Some(stdout) = demo(&["--keep"]) else {
         return;
-    }
-    for (package, name) in [
-        ("updog", "updog"),
-        ("node-sim", "node-sim"),
-        ("update-api", "update-api"),
-        ("update-api", "apiclient"),
-    ] {
-        testsys::binary(package, name);
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_twinset-demo"))
-        .arg("--keep")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the demo failed:\n{stdout}");
+    };
     let kept = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("kept "))
