@@ -69,6 +69,7 @@ fn main() {
         eprintln!("skipping the install benchmark: /usr/bin/time (GNU time) is missing");
         return;
     }
+    let server_kind = server_kind();
     let mib: u64 = env_or("UPDOG_BENCH_MIB", 1024);
     let rounds: usize = env_or("UPDOG_BENCH_ROUNDS", 6).max(2);
     let parts = std::env::var("UPDOG_BENCH_PARTS")
@@ -100,8 +101,8 @@ fn main() {
     let chunked = chunked_options();
     let big = build(&repo, work.path(), "1.1.0", &tree, mib);
     repo.publish(&big, &chunked).expect("publish");
-    let server = bench_server(&repo.base());
-    println!("server: {}\n", server_kind());
+    let server = server_kind.serve(&repo.base());
+    println!("server: {}\n", server_kind.describe());
     warm_chunk_files(&server, &repo, "1.1.0");
     let layout = signpost::Layout {
         boot_mib: 8,
@@ -169,7 +170,7 @@ fn main() {
             .expect("first release");
         repo.publish(&big, &PublishOptions::default())
             .expect("publish");
-        let server = bench_server(&repo.base());
+        let server = server_kind.serve(&repo.base());
         let spec = NodeSpec {
             urls: Some(repo.urls(&server.url())),
             ..node_spec.clone()
@@ -231,17 +232,35 @@ fn main() {
     }
 }
 
-/// `files` or `memory` (the default): how the bench's server reads what it serves.
-fn server_kind() -> String {
-    std::env::var("UPDOG_BENCH_SERVER").unwrap_or_else(|_| "memory".to_string())
+/// How the bench's server reads what it serves (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+enum ServerKind {
+    Files,
+    Memory,
 }
 
-/// The server of the bench's repositories (see the module's documentation).
-fn bench_server(root: &Path) -> HttpServer {
-    match server_kind().as_str() {
-        "files" => HttpServer::serve(root),
-        "memory" => HttpServer::serve_from_memory(root),
-        other => panic!("UPDOG_BENCH_SERVER is 'files' or 'memory', not '{other}'"),
+impl ServerKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ServerKind::Files => "files (ServeDir)",
+            ServerKind::Memory => "memory",
+        }
     }
-    .expect("server")
+
+    fn serve(self, root: &Path) -> HttpServer {
+        match self {
+            ServerKind::Files => HttpServer::serve(root),
+            ServerKind::Memory => HttpServer::serve_from_memory(root),
+        }
+        .expect("server")
+    }
+}
+
+/// `UPDOG_BENCH_SERVER`: `files`, or `memory` (the default); checked before anything is built.
+fn server_kind() -> ServerKind {
+    match std::env::var("UPDOG_BENCH_SERVER").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("memory") => ServerKind::Memory,
+        Ok("files") => ServerKind::Files,
+        other => panic!("UPDOG_BENCH_SERVER is 'files' or 'memory', not {other:?}"),
+    }
 }
