@@ -179,9 +179,6 @@ pub(super) fn scan(
         }
         Ok(checker.check(i, buf).is_ok())
     };
-    // Writes chunk `i` (bytes already checked), reads it back and compares.
-    let write =
-        |i: usize, bytes: &[u8], back: &mut [u8]| partition.write_checked(index, i, bytes, back);
     parallel(
         &all,
         |i, buf| {
@@ -198,7 +195,7 @@ pub(super) fn scan(
                 let compressed =
                     spool::read(file, at, index, i, back).map_err(|e| io("read", e))?;
                 if unpack(index, label, i, compressed, buf).is_ok() {
-                    write(i, buf, back)?;
+                    partition.write_checked(index, i, buf, back)?;
                     Action::Unspooled
                 } else {
                     Action::Download
@@ -223,7 +220,7 @@ pub(super) fn scan(
                 let mut copied = false;
                 for from in candidates {
                     if matches(i, from, buf)? {
-                        write(i, buf, back)?;
+                        partition.write_checked(index, i, buf, back)?;
                         copied = true;
                         break;
                     }
